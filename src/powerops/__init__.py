@@ -1,0 +1,3 @@
+"""powerops: household electricity forecasting run like a production service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,289 @@
+"""The `powerops` command: one entry point with a subcommand per stage and catalog query.
+
+Every subcommand reads params.yaml (or `--params`), calls a stage function and prints a short
+summary. Known failures (bad config, bad month, conflicting batch, missing version) end with
+a one-line error and exit status 2 for usage and configuration problems, 1 for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from powerops.catalog import Catalog, CatalogError, DatasetRecord, parse_ref
+from powerops.config import DEFAULT_PARAMS_FILE, ConfigError, Params, load_params
+from powerops.months import Month, MonthError, parse_month
+
+log = logging.getLogger("powerops")
+
+# Errors a user can fix from the message alone: printed as one line, no traceback.
+_USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, MonthError)
+
+
+def _domain_errors() -> tuple[type[Exception], ...]:
+    from powerops.dvcstore import VersionStoreError
+    from powerops.source import SourceError
+    from powerops.stages import BatchConflictError
+
+    return (CatalogError, SourceError, BatchConflictError, VersionStoreError)
+
+
+def _month(text: str) -> Month:
+    try:
+        return parse_month(text)
+    except MonthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _months(args: argparse.Namespace) -> list[Month] | None:
+    return list(args.month) if args.month else None
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_ingest(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stages
+
+    results = stages.ingest(params, _months(args))
+    written = sum(result.changed for result in results)
+    print(
+        f"ingested {len(results)} month(s) into {params.raw_dir}: {written} new, "
+        f"{len(results) - written} unchanged"
+    )
+    return 0
+
+
+def cmd_publish(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stages
+
+    versions = stages.publish(params, _months(args), push=not args.no_push)
+    record = Catalog(params.catalog_dir).load(params.dataset.name)
+    latest = record.latest
+    print(
+        f"published {len(versions)} new version(s) of {record.name}; "
+        f"latest is version {latest.version if latest else 0}"
+    )
+    return 0
+
+
+def cmd_data_checkout(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stages
+
+    chosen = stages.checkout(params, args.version, args.dataset)
+    print(
+        f"restored {args.dataset or params.dataset.name}@{chosen.version} to "
+        f"{params.dataset_dir} ({chosen.month_count} months, {chosen.rows:,} rows, "
+        f"content {chosen.content_hash[:12]})"
+    )
+    return 0
+
+
+def cmd_data_status(params: Params, args: argparse.Namespace) -> int:
+    from powerops.datasets import content_hash, manifest
+
+    record = Catalog(params.catalog_dir).load(params.dataset.name)
+    current = content_hash(manifest(params.dataset_dir))
+    match = next((v for v in record.versions if v.content_hash == current), None)
+    latest = record.latest.version if record.latest else 0
+    if match is None:
+        print(
+            f"{params.dataset_dir} matches no version of {record.name} (latest is {latest}); "
+            "`powerops data checkout` restores one"
+        )
+        return 1
+    note = "latest" if match.version == latest else f"latest is {latest}"
+    print(f"{params.dataset_dir} holds {record.name}@{match.version} ({note})")
+    return 0
+
+
+def cmd_catalog_list(params: Params, args: argparse.Namespace) -> int:
+    _print_table(Catalog(params.catalog_dir).all())
+    return 0
+
+
+def cmd_catalog_search(params: Params, args: argparse.Namespace) -> int:
+    found = Catalog(params.catalog_dir).search(args.text or "", args.tag or [])
+    if not found:
+        print("no dataset matches")
+        return 1
+    _print_table(found)
+    return 0
+
+
+def cmd_catalog_show(params: Params, args: argparse.Namespace) -> int:
+    name, version = parse_ref(args.ref)
+    record = Catalog(params.catalog_dir).load(name)
+    if args.json:
+        data = record.version(version).model_dump() if version else record.model_dump()
+        print(json.dumps(data, indent=2))
+        return 0
+    _print_record(record, version)
+    return 0
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def _print_table(records: Sequence[DatasetRecord]) -> None:
+    rows = [("DATASET", "VERSION", "MONTHS", "ROWS", "TAGS")]
+    for record in records:
+        latest = record.latest
+        span = f"{latest.first_month}..{latest.last_month}" if latest else "-"
+        rows.append(
+            (
+                record.name,
+                str(latest.version) if latest else "-",
+                span,
+                f"{latest.rows:,}" if latest else "-",
+                ", ".join(record.tags),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _print_record(record: DatasetRecord, version: int | None) -> None:
+    print(f"{record.name}: {record.description}")
+    print(f"  owner:   {record.owner}")
+    print(f"  tags:    {', '.join(record.tags)}")
+    print(f"  license: {record.license}")
+    for key, value in record.source.items():
+        print(f"  source {key}: {value}")
+    print("  schema:")
+    for column in record.columns:
+        unit = f" [{column.unit}]" if column.unit else ""
+        print(f"    {column.name:<24} {column.dtype:<16}{unit} {column.description}")
+    chosen = [record.version(version)] if version is not None else record.versions
+    print(f"  versions ({len(record.versions)}):")
+    print(f"    {'VER':>4}  {'ADDED':<8} {'MONTHS':<17} {'ROWS':>10}  {'CONTENT':<12}  CREATED")
+    for v in chosen:
+        print(
+            f"    {v.version:>4}  {v.added.month:<8} {v.first_month}..{v.last_month} "
+            f"{v.rows:>10,}  {v.content_hash[:12]}  {v.created_at}"
+        )
+    if version is not None:
+        v = chosen[0]
+        print(f"  content hash: {v.content_hash}")
+        print(f"  dvc hash:     {v.dvc_md5}")
+        print(f"  added batch:  {v.added.file} sha256 {v.added.sha256} ({v.added.rows:,} rows)")
+        print(f"  validation:   {json.dumps(v.validation) if v.validation else 'not recorded'}")
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="powerops",
+        description="Household electricity forecasting: ingest, version and catalogue data.",
+    )
+    parser.add_argument(
+        "--params", default=DEFAULT_PARAMS_FILE, help="configuration file (default: %(default)s)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        group: Any, name: str, handler: Callable[..., int], help_text: str
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    ingest = add(
+        commands,
+        "ingest",
+        cmd_ingest,
+        "write monthly raw batches from the source feed (default: months in params.yaml)",
+    )
+    ingest.add_argument(
+        "--month",
+        action="append",
+        type=_month,
+        metavar="YYYY-MM",
+        help="ingest this month (repeatable); default ingest.start..ingest.through",
+    )
+
+    publish = add(
+        commands,
+        "publish",
+        cmd_publish,
+        "accept raw batches into new dataset versions (DVC snapshot, push, catalog)",
+    )
+    publish.add_argument(
+        "--month",
+        action="append",
+        type=_month,
+        metavar="YYYY-MM",
+        help="publish only this month's batch (repeatable); default every raw batch",
+    )
+    publish.add_argument("--no-push", action="store_true", help="skip the push to the DVC remote")
+
+    data = commands.add_parser(
+        "data",
+        help="dataset working copy: restore versions, check status",
+        description="Work with the dataset's working copy.",
+    )
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    checkout = add(
+        data_commands,
+        "checkout",
+        cmd_data_checkout,
+        "restore the dataset directory to a version, byte-identical (cache, then remote)",
+    )
+    checkout.add_argument("version", type=int, nargs="?", help="version number (default: latest)")
+    checkout.add_argument("--dataset", help="dataset name (default: dataset.name in params.yaml)")
+    add(data_commands, "status", cmd_data_status, "which version the dataset directory holds")
+
+    catalog = commands.add_parser(
+        "catalog",
+        help="list, show and search documented datasets",
+        description="Query the dataset catalog.",
+    )
+    catalog_commands = catalog.add_subparsers(
+        dest="catalog_command", required=True, metavar="COMMAND"
+    )
+    add(catalog_commands, "list", cmd_catalog_list, "every dataset with its latest version")
+    show = add(catalog_commands, "show", cmd_catalog_show, "a dataset's documentation and versions")
+    show.add_argument(
+        "ref", metavar="NAME[@VERSION]", help="e.g. household_power or household_power@5"
+    )
+    show.add_argument("--json", action="store_true", help="print the catalog record as JSON")
+    search = add(
+        catalog_commands,
+        "search",
+        cmd_catalog_search,
+        "datasets whose description, tags or column names match TEXT",
+    )
+    search.add_argument("text", nargs="?", help="case-insensitive text to look for")
+    search.add_argument("--tag", action="append", help="require this tag (repeatable)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log.setLevel(level)
+    try:
+        params = load_params(args.params)
+        handler: Callable[[Params, argparse.Namespace], int] = args.handler
+        return handler(params, args)
+    except _USAGE_ERRORS as exc:
+        print(f"powerops: error: {exc}", file=sys.stderr)
+        return 2
+    except _domain_errors() as exc:
+        print(f"powerops: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,183 @@
+"""Typed, validated configuration loaded from `params.yaml`, the one source of settings.
+
+`load_params` returns a `Params` object; every path in it is resolved against the directory
+that holds the params file, so the same file works from the CLI, `dvc repro` and Airflow.
+A bad value raises `ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from powerops.months import Month, parse_month
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+
+class ConfigError(ValueError):
+    """A setting in params.yaml (or an override of it) is missing or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnDoc(_Strict):
+    """Documentation of one column of a dataset, recorded in the catalog."""
+
+    name: str
+    unit: str = ""
+    description: str = ""
+
+
+class SourceConfig(_Strict):
+    """Where the raw feed comes from and what it must contain."""
+
+    # A file path (absolute, or relative to the params file). When null, `package` and
+    # `package_file` locate a file shipped inside an installed Python package.
+    path: str | None = None
+    package: str | None = "EnergyData"
+    package_file: str | None = "data/householdpower.csv"
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    timestamp_column: str = "date_time"
+    # strptime format of the timestamp column in a CSV; null reads ISO 8601 (fastest).
+    timestamp_format: str | None = None
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    # Value columns every batch must carry, in this order (the timestamp column comes first).
+    columns: tuple[str, ...] = Field(min_length=1)
+    frequency: str = "1min"
+    na_values: tuple[str, ...] = ("?", "")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if self.path is None and not (self.package and self.package_file):
+            raise ValueError("set either `path` or both `package` and `package_file`")
+        if self.timestamp_column in self.columns:
+            raise ValueError(
+                f"`columns` must not repeat the timestamp column {self.timestamp_column!r}"
+            )
+        return self
+
+
+class DatasetConfig(_Strict):
+    """Catalog documentation of the dataset built from accepted batches."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    owner: str
+    tags: tuple[str, ...] = ()
+    license: str = ""
+    source_description: str = ""
+    columns: tuple[ColumnDoc, ...] = ()
+
+
+class IngestConfig(_Strict):
+    """Which months `dvc repro` ingests: every month from `start` through `through`."""
+
+    start: str
+    through: str
+
+    @field_validator("start", "through")
+    @classmethod
+    def _is_month(cls, value: str) -> str:
+        parse_month(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IngestConfig:
+        if parse_month(self.start) > parse_month(self.through):
+            raise ValueError(f"start {self.start} is after through {self.through}")
+        return self
+
+    @property
+    def months(self) -> list[Month]:
+        return parse_month(self.start).range_to(parse_month(self.through))
+
+
+class PathsConfig(_Strict):
+    """Workspace layout, relative to the params file."""
+
+    raw: str = "data/raw"
+    dataset: str = "data/dataset"
+    catalog: str = "catalog"
+
+
+class Params(_Strict):
+    """Everything params.yaml configures."""
+
+    source: SourceConfig
+    dataset: DatasetConfig
+    ingest: IngestConfig
+    paths: PathsConfig = PathsConfig()
+    # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
+    root: Path = Path(".")
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.resolve(self.paths.raw)
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.resolve(self.paths.dataset)
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.resolve(self.paths.catalog)
+
+    def source_path(self) -> Path:
+        """The source file: `source.path`, or the file shipped inside `source.package`."""
+        if self.source.path is not None:
+            return self.resolve(self.source.path)
+        assert self.source.package and self.source.package_file
+        spec = importlib.util.find_spec(self.source.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                f"source.package: package {self.source.package!r} is not installed "
+                "(run `make demo` or `make test` to create the environment)"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / self.source.package_file
+
+
+def _format_error(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against params.yaml's documented keys)"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def parse_params(data: Mapping[str, Any], root: Path, origin: str = DEFAULT_PARAMS_FILE) -> Params:
+    """Validate a params mapping; raise `ConfigError` listing every bad key."""
+    try:
+        return Params.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        problems = "; ".join(_format_error(e) for e in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; relative paths in it resolve against its directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: params file not found (run from the repository root or pass --params)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return parse_params(data, path.resolve().parent, origin=str(path))

@@ -1,0 +1,96 @@
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from powerops.config import SourceConfig
+from powerops.months import Month, MonthError
+from powerops.source import SourceError, SourceFeed, read_source, slice_month
+
+COLUMNS = (
+    "Global_active_power",
+    "Global_reactive_power",
+    "Voltage",
+    "Global_intensity",
+    "Sub_metering_1",
+    "Sub_metering_2",
+    "Sub_metering_3",
+)
+CONFIG = SourceConfig(path="x.csv", columns=COLUMNS)
+Frame = Callable[[str, str], pd.DataFrame]
+
+
+def test_slice_includes_first_minute_and_excludes_next_month(minute_frame: Frame) -> None:
+    frame = minute_frame("2008-01-31 23:58", "2008-03-01 00:02")
+    february = slice_month(frame, Month(2008, 2), "date_time")
+    assert february["date_time"].iloc[0] == pd.Timestamp("2008-02-01 00:00")
+    assert february["date_time"].iloc[-1] == pd.Timestamp("2008-02-29 23:59")
+    assert len(february) == 29 * 24 * 60  # leap year
+
+
+def test_slices_partition_the_source(minute_frame: Frame) -> None:
+    frame = minute_frame("2007-11-15 12:00", "2008-02-10")
+    months = Month(2007, 11).range_to(Month(2008, 2))
+    parts = [slice_month(frame, m, "date_time") for m in months]
+    assert sum(len(p) for p in parts) == len(frame)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), frame)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
+    return path
+
+
+def test_feed_reads_once_and_knows_its_range(minute_frame: Frame, tmp_path: Path) -> None:
+    path = write_csv(minute_frame("2007-12-20", "2008-02-03"), tmp_path / "s.csv")
+    feed = SourceFeed(path, CONFIG, progress=False)
+    assert [str(m) for m in feed.months()] == ["2007-12", "2008-01", "2008-02"]
+    first = feed.frame
+    assert len(feed.month(Month(2008, 1))) == 31 * 24 * 60
+    assert feed.frame is first  # served from memory, not read again
+    with pytest.raises(
+        MonthError, match=r"2008-03 is outside the source's range 2007-12\.\.2008-02"
+    ):
+        feed.month(Month(2008, 3))
+
+
+def test_unsorted_source_is_sorted_and_typed(minute_frame: Frame, tmp_path: Path) -> None:
+    frame = minute_frame("2008-01-01", "2008-01-02")
+    path = write_csv(frame.sample(frac=1, random_state=0), tmp_path / "s.csv")
+    read = read_source(path, CONFIG, progress=False)
+    assert read["date_time"].is_monotonic_increasing
+    assert str(read["date_time"].dtype) == "datetime64[us]"
+    pd.testing.assert_frame_equal(read, frame)
+
+
+def test_parquet_source_and_custom_timestamp_format(minute_frame: Frame, tmp_path: Path) -> None:
+    frame = minute_frame("2008-01-01", "2008-01-02")
+    frame.to_parquet(tmp_path / "s.parquet")
+    pd.testing.assert_frame_equal(
+        read_source(tmp_path / "s.parquet", CONFIG, progress=False), frame
+    )
+    # The original UCI layout: day-first dates and a semicolon delimiter.
+    uci = frame.assign(date_time=frame["date_time"].dt.strftime("%d/%m/%Y %H:%M:%S"))
+    uci.to_csv(tmp_path / "uci.txt", index=False, sep=";")
+    config = CONFIG.model_copy(update={"timestamp_format": "%d/%m/%Y %H:%M:%S", "delimiter": ";"})
+    pd.testing.assert_frame_equal(read_source(tmp_path / "uci.txt", config, progress=False), frame)
+
+
+def test_missing_column_and_missing_file_name_the_problem(
+    minute_frame: Frame, tmp_path: Path
+) -> None:
+    frame = minute_frame("2008-01-01", "2008-01-02").drop(columns=["Voltage"])
+    path = write_csv(frame, tmp_path / "s.csv")
+    with pytest.raises(SourceError, match="missing column\\(s\\) Voltage"):
+        read_source(path, CONFIG, progress=False)
+    with pytest.raises(SourceError, match="source file not found"):
+        read_source(tmp_path / "absent.csv", CONFIG, progress=False)
+
+
+def test_unparseable_value_is_a_source_error(minute_frame: Frame, tmp_path: Path) -> None:
+    frame = minute_frame("2008-01-01", "2008-01-01 00:10").astype({"Voltage": object})
+    frame.loc[3, "Voltage"] = "high"
+    path = write_csv(frame, tmp_path / "s.csv")
+    with pytest.raises(SourceError, match="cannot read the source"):
+        read_source(path, CONFIG, progress=False)
