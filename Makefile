@@ -1,9 +1,12 @@
 # The README's commands. Everything runs inside .venv, created from requirements.lock on first use.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
+# dvc.yaml's stage commands call `powerops`: the environment's bin comes first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
 
 .PHONY: demo test lint typecheck bench-ingest lock clean-venv
 
@@ -15,12 +18,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps --compile-bytecode -e .
 	@touch $@
 
+# For now: ingest and publish the first 24 months with `dvc repro`, then print the catalog.
 demo: $(VENV)/.installed
-	$(BIN)/powerops demo
+	$(BIN)/dvc repro
+	$(BIN)/powerops catalog list
+	$(BIN)/powerops catalog show household_power
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests dags plugins bench
-	$(BIN)/ruff format --check src tests dags plugins bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

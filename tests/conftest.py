@@ -49,7 +49,7 @@ def real_source_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def make_workspace(root: Path, source: Path, through: str) -> Path:
+def make_workspace(root: Path, source: Path, through: str, start: str = "2006-12") -> Path:
     """A copy of the repository's pipeline in `root`: its own git repo, DVC cache and remote."""
     for name in WORKSPACE_FILES:
         src = REPO / name
@@ -61,7 +61,7 @@ def make_workspace(root: Path, source: Path, through: str) -> Path:
             shutil.copy2(src, dest)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["source"]["path"] = str(source)
-    params["ingest"]["through"] = through
+    params["ingest"] = {"start": start, "through": through}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     return root
