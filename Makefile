@@ -21,6 +21,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # For now: ingest and publish the first 24 months with `dvc repro`, then print the catalog.
 demo: $(VENV)/.installed
 	$(BIN)/dvc repro
+	$(BIN)/dvc push --quiet
 	$(BIN)/powerops catalog list
 	$(BIN)/powerops catalog show household_power
 

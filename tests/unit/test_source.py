@@ -94,3 +94,13 @@ def test_unparseable_value_is_a_source_error(minute_frame: Frame, tmp_path: Path
     path = write_csv(frame, tmp_path / "s.csv")
     with pytest.raises(SourceError, match="cannot read the source"):
         read_source(path, CONFIG, progress=False)
+
+
+def test_progress_bar_reports_bytes_read_when_asked(
+    minute_frame: Frame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(minute_frame("2008-01-01", "2008-01-03"), tmp_path / "s.csv")
+    read_source(path, CONFIG, progress=True)
+    assert "reading s.csv" in capsys.readouterr().err
+    read_source(path, CONFIG, progress=False)
+    assert capsys.readouterr().err == ""
