@@ -8,7 +8,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,7 +20,15 @@ from powerops.config import Params, load_params
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Files a workspace needs: the pipeline definition, its configuration and the code DVC hashes.
-WORKSPACE_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", ".dvc/.gitignore", "src"]
+WORKSPACE_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    "src",
+    "expectations",
+]
 # The first months of the real UCI data, December 2006 (a partial month) to March 2007.
 SMALL_SOURCE_END = "2007-04-01"
 
@@ -49,8 +59,18 @@ def real_source_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def make_workspace(root: Path, source: Path, through: str, start: str = "2006-12") -> Path:
-    """A copy of the repository's pipeline in `root`: its own git repo, DVC cache and remote."""
+def make_workspace(
+    root: Path,
+    source: Path,
+    through: str,
+    start: str = "2006-12",
+    validation: dict[str, Any] | None = None,
+) -> Path:
+    """A copy of the repository's pipeline in `root`: its own git repo, DVC cache and remote.
+
+    `source` replaces the data file, `start`..`through` the months, and `validation` is merged
+    over the validation section of params.yaml.
+    """
     for name in WORKSPACE_FILES:
         src = REPO / name
         dest = root / name
@@ -62,6 +82,7 @@ def make_workspace(root: Path, source: Path, through: str, start: str = "2006-12
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["source"]["path"] = str(source)
     params["ingest"] = {"start": start, "through": through}
+    params["validation"].update(validation or {})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     return root
@@ -80,21 +101,28 @@ def workspace_params(workspace: Path) -> Params:
 
 @pytest.fixture
 def minute_frame() -> Callable[[str, str], pd.DataFrame]:
-    """Build a synthetic minute-level frame in the source schema between two instants."""
+    """Build a synthetic minute-level frame in the source schema between two instants.
+
+    The readings vary and are physically consistent, so the frame passes the raw_batch suite.
+    """
 
     def build(start: str, end: str) -> pd.DataFrame:
         index = pd.date_range(start, end, freq="1min", inclusive="left")
-        n = len(index)
+        step = np.arange(len(index))
+        power = 1.0 + (step % 60) / 100
+        reactive = 0.1 + (step % 5) / 100
+        voltage = 238.0 + (step % 7) / 2
+        intensity = np.round(np.sqrt(power**2 + reactive**2) * 1000 / voltage / 0.2) * 0.2
         return pd.DataFrame(
             {
                 "date_time": index.astype("datetime64[us]"),
-                "Global_active_power": [1.0 + (i % 60) / 100 for i in range(n)],
-                "Global_reactive_power": [0.1] * n,
-                "Voltage": [240.0] * n,
-                "Global_intensity": [4.2] * n,
-                "Sub_metering_1": [0.0] * n,
-                "Sub_metering_2": [1.0] * n,
-                "Sub_metering_3": [17.0] * n,
+                "Global_active_power": power,
+                "Global_reactive_power": reactive,
+                "Voltage": voltage,
+                "Global_intensity": intensity,
+                "Sub_metering_1": (step % 3).astype("float64"),
+                "Sub_metering_2": (step % 2).astype("float64"),
+                "Sub_metering_3": (5 + step % 4).astype("float64"),
             }
         )
 

@@ -38,6 +38,9 @@ class BatchRef(_Record):
     month: str
     file: str
     sha256: str
+    raw_sha256: (
+        str  # the landed raw batch; differs from sha256 only for a batch fixed in quarantine
+    )
     rows: int
 
 

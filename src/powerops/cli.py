@@ -26,10 +26,20 @@ _USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, MonthError)
 
 def _domain_errors() -> tuple[type[Exception], ...]:
     from powerops.dvcstore import VersionStoreError
+    from powerops.quarantine import QuarantineError
     from powerops.source import SourceError
-    from powerops.stages import BatchConflictError
+    from powerops.stages import BatchConflictError, ValidationFailedError
+    from powerops.validation import SuiteError
 
-    return (CatalogError, SourceError, BatchConflictError, VersionStoreError)
+    return (
+        CatalogError,
+        SourceError,
+        BatchConflictError,
+        VersionStoreError,
+        ValidationFailedError,
+        QuarantineError,
+        SuiteError,
+    )
 
 
 def _month(text: str) -> Month:
@@ -55,6 +65,67 @@ def cmd_ingest(params: Params, args: argparse.Namespace) -> int:
         f"ingested {len(results)} month(s) into {params.raw_dir}: {written} new, "
         f"{len(results) - written} unchanged"
     )
+    return 0
+
+
+def cmd_validate(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stages
+
+    reports = stages.validate(params, _months(args))
+    print(f"validated {len(reports)} batch(es): all passed `{params.validation.raw_suite}`")
+    return 0
+
+
+def cmd_quarantine_list(params: Params, args: argparse.Namespace) -> int:
+    from powerops.quarantine import Quarantine
+
+    quarantine = Quarantine(params.quarantine_dir)
+    months = quarantine.months()
+    if not months:
+        print(f"quarantine is empty ({params.quarantine_dir})")
+        return 0
+    for month in months:
+        record = quarantine.load(month)
+        assert record is not None
+        print(
+            f"{month}  {record.status:<11}  {record.summary.get('failed', '?')} failed  "
+            f"{record.history[-1]['at'] if record.history else ''}"
+        )
+    return 0
+
+
+def cmd_quarantine_show(params: Params, args: argparse.Namespace) -> int:
+    from powerops.quarantine import Quarantine, QuarantineError
+
+    quarantine = Quarantine(params.quarantine_dir)
+    record = quarantine.load(str(args.month))
+    if record is None:
+        raise QuarantineError(f"batch {args.month} is not in quarantine")
+    print(f"batch {record.month}: {record.status}")
+    print(f"  data:       {quarantine.batch(record.month)}")
+    print(f"  data docs:  {record.summary.get('data_docs') or 'none'}")
+    print(f"  reason:     {record.reason}")
+    for event in record.history:
+        print(f"  {event['at']}  {event['event']}: {event['detail']}")
+    return 0
+
+
+def cmd_quarantine_revalidate(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stages
+
+    report = stages.revalidate(params, args.month)
+    print(
+        f"batch {args.month} passed {report.evaluated} expectations; released from quarantine "
+        "(`powerops publish` adds it as the next version)"
+    )
+    return 0
+
+
+def cmd_quarantine_reject(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stages
+
+    stages.reject(params, args.month, args.reason)
+    print(f"batch {args.month} rejected for good: {args.reason}")
     return 0
 
 
@@ -213,11 +284,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="ingest this month (repeatable); default ingest.start..ingest.through",
     )
 
+    validate = add(
+        commands,
+        "validate",
+        cmd_validate,
+        "run the Great Expectations suite on raw batches; quarantine and alert on failure",
+    )
+    validate.add_argument(
+        "--month",
+        action="append",
+        type=_month,
+        metavar="YYYY-MM",
+        help="validate only this month's batch (repeatable); default every raw batch",
+    )
+
     publish = add(
         commands,
         "publish",
         cmd_publish,
-        "accept raw batches into new dataset versions (DVC snapshot, push, catalog)",
+        "accept validated batches into new dataset versions (DVC snapshot, push, catalog)",
     )
     publish.add_argument(
         "--month",
@@ -243,6 +328,26 @@ def build_parser() -> argparse.ArgumentParser:
     checkout.add_argument("version", type=int, nargs="?", help="version number (default: latest)")
     checkout.add_argument("--dataset", help="dataset name (default: dataset.name in params.yaml)")
     add(data_commands, "status", cmd_data_status, "which version the dataset directory holds")
+
+    quarantine = commands.add_parser(
+        "quarantine",
+        help="batches that failed validation: list, show, re-validate, reject",
+        description="Decide what happens to batches that failed validation.",
+    )
+    q_commands = quarantine.add_subparsers(dest="q_command", required=True, metavar="COMMAND")
+    add(q_commands, "list", cmd_quarantine_list, "every quarantined batch with its status")
+    q_show = add(q_commands, "show", cmd_quarantine_show, "why a batch failed, and its history")
+    q_show.add_argument("month", type=_month, metavar="YYYY-MM")
+    q_re = add(
+        q_commands,
+        "revalidate",
+        cmd_quarantine_revalidate,
+        "validate the quarantined copy again after a fix; release it if it passes",
+    )
+    q_re.add_argument("month", type=_month, metavar="YYYY-MM")
+    q_rej = add(q_commands, "reject", cmd_quarantine_reject, "reject a quarantined batch for good")
+    q_rej.add_argument("month", type=_month, metavar="YYYY-MM")
+    q_rej.add_argument("--reason", required=True, help="why, for the record")
 
     catalog = commands.add_parser(
         "catalog",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,10 +101,35 @@ class IngestConfig(_Strict):
         return parse_month(self.start).range_to(parse_month(self.through))
 
 
+class ValidationConfig(_Strict):
+    """The Great Expectations gate every batch passes before it enters a dataset version."""
+
+    expectations_dir: str = "expectations"
+    raw_suite: str = "raw_batch"
+    # Share of the minutes a month should hold (inside the collection period) that must be present.
+    min_completeness: float = Field(default=0.99, ge=0, le=1)
+    # The feed's collection period: months at its edges are measured against their covered part.
+    collection_start: datetime | None = None
+    collection_end: datetime | None = None
+    # Columns computed before validation, named derived__<key>: pandas expressions over the batch.
+    derived_columns: dict[str, str] = {}
+    data_docs: str = "reports/data_docs"
+
+
+class AlertsConfig(_Strict):
+    """The one alerting interface: a JSONL log, plus an optional webhook."""
+
+    log: str = "reports/alerts.jsonl"
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+
 class PathsConfig(_Strict):
     """Workspace layout, relative to the params file."""
 
     raw: str = "data/raw"
+    validation: str = "data/validation"
+    quarantine: str = "data/quarantine"
     dataset: str = "data/dataset"
     catalog: str = "catalog"
 
@@ -114,6 +140,8 @@ class Params(_Strict):
     source: SourceConfig
     dataset: DatasetConfig
     ingest: IngestConfig
+    validation: ValidationConfig = ValidationConfig()
+    alerts: AlertsConfig = AlertsConfig()
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
     root: Path = Path(".")
@@ -129,6 +157,14 @@ class Params(_Strict):
     @property
     def dataset_dir(self) -> Path:
         return self.resolve(self.paths.dataset)
+
+    @property
+    def validation_dir(self) -> Path:
+        return self.resolve(self.paths.validation)
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.resolve(self.paths.quarantine)
 
     @property
     def catalog_dir(self) -> Path:

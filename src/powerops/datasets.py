@@ -113,5 +113,5 @@ def next_version(
 
 
 def months_in(record: DatasetRecord) -> dict[str, str]:
-    """Month -> batch SHA-256 for every batch the dataset's versions have added."""
-    return {version.added.month: version.added.sha256 for version in record.versions}
+    """Month -> raw batch SHA-256 for every batch the dataset's versions have added."""
+    return {version.added.month: version.added.raw_sha256 for version in record.versions}

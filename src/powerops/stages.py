@@ -10,10 +10,11 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from powerops import dvcstore
+from powerops import alerts, dvcstore
 from powerops.catalog import BatchRef, Catalog, CatalogError, DatasetRecord, VersionRecord
 from powerops.config import Params
 from powerops.datasets import (
@@ -26,12 +27,15 @@ from powerops.datasets import (
     next_version,
     schema_of,
 )
-from powerops.months import Month, MonthError
+from powerops.months import Month, MonthError, parse_month
+from powerops.quarantine import Quarantine, QuarantineError, Verdict, load_verdict, save_verdict
 from powerops.source import SourceFeed
 from powerops.storage import atomic_path, parquet_bytes, sha256_bytes, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from powerops.validation import ValidationReport
 
 log = logging.getLogger(__name__)
 
@@ -92,41 +96,225 @@ def write_raw_batch(frame: pd.DataFrame, directory: Path, month: str) -> IngestR
     return IngestResult(month, str(target), digest, len(frame), changed=True)
 
 
-def publish(
-    params: Params, months: list[Month] | None = None, push: bool = True
-) -> list[VersionRecord]:
-    """Accept raw batches into new dataset versions, one version per batch, oldest month first.
+class ValidationFailedError(RuntimeError):
+    """One or more batches failed validation and wait in quarantine for a decision."""
 
-    For each batch not yet in the dataset: copy it into `paths.dataset`, snapshot the
-    directory into DVC (and push it to the remote), then append the version to the catalog.
-    A month already in the dataset with the same bytes is skipped; with other bytes, refused.
-    """
-    import pandas as pd
 
-    catalog = Catalog(params.catalog_dir)
-    name = params.dataset.name
-    record = catalog.load(name) if catalog.exists(name) else new_record(params)
-    _ensure_latest(params, record)
+def _raw_batches(params: Params, months: list[Month] | None) -> dict[str, Path]:
+    """The raw batches asked for (default: all), oldest first; an absent month is an error."""
     raw = batch_files(params.raw_dir)
-    wanted = [str(month) for month in months] if months is not None else list(raw)
+    if months is None:
+        return raw
+    wanted = sorted(str(month) for month in months)
     missing = [month for month in wanted if month not in raw]
     if missing:
         raise MonthError(
             f"no raw batch for {', '.join(missing)} in {params.raw_dir}: ingest it first"
         )
+    return {month: raw[month] for month in wanted}
+
+
+def _dataset_record(params: Params) -> DatasetRecord:
+    catalog = Catalog(params.catalog_dir)
+    name = params.dataset.name
+    return catalog.load(name) if catalog.exists(name) else new_record(params)
+
+
+def _check_batch(
+    params: Params,
+    month: str,
+    path: Path,
+    raw_sha256: str,
+    now: datetime | None,
+) -> ValidationReport:
+    """Validate one batch file: Great Expectations on its rows, or a read failure as the report."""
+    from powerops.validation import (
+        BatchReadError,
+        Failure,
+        ValidationReport,
+        read_batch,
+        validate_frame,
+    )
+
+    suite = params.validation.raw_suite
+    file_sha256 = sha256_file(path)
+    try:
+        frame = read_batch(path)
+    except BatchReadError as exc:
+        failure = Failure(
+            "readable_parquet_file", None, "the batch file must be readable Parquet", str(exc)
+        )
+        return ValidationReport(
+            suite,
+            month,
+            file_sha256,
+            False,
+            1,
+            [failure],
+            validated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        )
+    return validate_frame(frame, params, suite, parse_month(month), file_sha256, now=now)
+
+
+def _record_verdict(
+    params: Params, month: str, path: Path, raw_sha256: str, report: ValidationReport
+) -> None:
+    verdict = Verdict(
+        month=month,
+        raw_sha256=raw_sha256,
+        file=os.path.relpath(path, params.root),
+        file_sha256=report.file_sha256,
+        success=report.success,
+        summary=report.summary(),
+    )
+    save_verdict(params.validation_dir, verdict)
+    if not report.success:
+        Quarantine(params.quarantine_dir).admit(month, path, raw_sha256, report)
+        alerts.emit(
+            alerts.Alert(
+                key=f"validation/{params.validation.raw_suite}/{month}",
+                severity="critical",
+                source="validate",
+                summary=f"batch {month} failed validation and is quarantined "
+                f"({len(report.failures)} expectation(s) failed)",
+                details=report.summary(),
+            ),
+            params,
+        )
+
+
+def validate(
+    params: Params,
+    months: list[Month] | None = None,
+    now: datetime | None = None,
+) -> list[ValidationReport]:
+    """Run the raw-batch suite on every raw batch that has no verdict yet.
+
+    A batch that passes gets a verdict `publish` will accept. A batch that fails is copied to
+    quarantine with its report, an alert is emitted, and `ValidationFailedError` is raised after
+    every batch was checked, naming each failed expectation. A quarantined batch keeps failing
+    the stage until it is re-validated or rejected; the dataset never sees it.
+    """
+    published = months_in(_dataset_record(params))
+    quarantine = Quarantine(params.quarantine_dir)
+    reports, blocking = [], []
+    for month, path in _raw_batches(params, months).items():
+        raw_sha256 = sha256_file(path)
+        if published.get(month) == raw_sha256:
+            continue
+        held = quarantine.load(month)
+        if held and held.raw_sha256 == raw_sha256 and held.status != "released":
+            if held.status == "quarantined":
+                blocking.append(held.reason)
+            log.info("batch %s is %s; skipping", month, held.status)
+            continue
+        verdict = load_verdict(params.validation_dir, month)
+        if verdict and verdict.raw_sha256 == raw_sha256 and verdict.success:
+            continue
+        report = _check_batch(params, month, path, raw_sha256, now)
+        _record_verdict(params, month, path, raw_sha256, report)
+        reports.append(report)
+        if report.success:
+            log.info(
+                "batch %s passed %d expectations of `%s`", month, report.evaluated, report.suite
+            )
+        else:
+            blocking.append(report.message())
+    if blocking:
+        raise ValidationFailedError(
+            f"{len(blocking)} batch(es) in quarantine ({params.quarantine_dir}); fix and "
+            "`powerops quarantine revalidate MONTH`, or `powerops quarantine reject MONTH`:\n"
+            + "\n".join(blocking)
+        )
+    return reports
+
+
+def revalidate(params: Params, month: Month, now: datetime | None = None) -> ValidationReport:
+    """Validate a quarantined batch again (after fixing its copy there, or the suite).
+
+    On success the fixed copy becomes the batch `publish` accepts for that month.
+    """
+    quarantine = Quarantine(params.quarantine_dir)
+    held = quarantine.load(str(month))
+    if held is None:
+        raise QuarantineError(f"batch {month} is not in quarantine")
+    if held.status == "released":
+        raise QuarantineError(f"batch {month} was already released from quarantine")
+    path = quarantine.batch(str(month))
+    report = _check_batch(params, str(month), path, held.raw_sha256, now)
+    _record_verdict(params, str(month), path, held.raw_sha256, report)
+    if not report.success:
+        raise ValidationFailedError(report.message())
+    quarantine.set_status(str(month), "released", f"passed `{report.suite}` after a fix")
+    alerts.emit(
+        alerts.Alert(
+            key=f"validation/{params.validation.raw_suite}/{month}",
+            severity="info",
+            source="revalidate",
+            summary=f"batch {month} passed after a fix",
+            status="resolved",
+            details=report.summary(),
+        ),
+        params,
+    )
+    return report
+
+
+def reject(params: Params, month: Month, reason: str) -> None:
+    """Reject a quarantined batch for good: it never enters the dataset and stops blocking."""
+    Quarantine(params.quarantine_dir).set_status(str(month), "rejected", reason)
+    alerts.emit(
+        alerts.Alert(
+            key=f"validation/{params.validation.raw_suite}/{month}",
+            severity="info",
+            source="reject",
+            summary=f"batch {month} rejected: {reason}",
+            status="resolved",
+        ),
+        params,
+    )
+
+
+def publish(
+    params: Params, months: list[Month] | None = None, push: bool = True
+) -> list[VersionRecord]:
+    """Accept validated batches into new dataset versions, one version per batch, oldest first.
+
+    Only a batch whose verdict passed, for exactly the bytes now on disk, is accepted: copied
+    into `paths.dataset`, snapshotted into DVC (and pushed to the remote), then appended to
+    the catalog with its validation summary. A month already in the dataset is skipped if it
+    came from the same raw bytes and refused otherwise (versions are append-only).
+    """
+    import pandas as pd
+
+    catalog = Catalog(params.catalog_dir)
+    record = _dataset_record(params)
+    name = record.name
+    _ensure_latest(params, record)
     published = []
-    for month in sorted(wanted):
-        source = raw[month]
-        digest = sha256_file(source)
+    for month, raw_path in _raw_batches(params, months).items():
+        raw_sha256 = sha256_file(raw_path)
         known = months_in(record)
         if month in known:
-            if known[month] != digest:
+            if known[month] != raw_sha256:
                 raise BatchConflictError(
                     f"batch {month}: dataset {name} already holds a different batch for this "
-                    f"month (sha256 {known[month][:12]}, raw {digest[:12]}); "
+                    f"month (raw sha256 {known[month][:12]}, now {raw_sha256[:12]}); "
                     "versions are append-only"
                 )
             continue
+        verdict = load_verdict(params.validation_dir, month)
+        if verdict is None or verdict.raw_sha256 != raw_sha256 or not verdict.success:
+            if months is not None:
+                raise ValidationFailedError(
+                    f"batch {month} has not passed validation: run `powerops validate` first"
+                )
+            log.info("batch %s has not passed validation; not published", month)
+            continue
+        source = params.resolve(verdict.file)
+        digest = sha256_file(source)
+        if digest != verdict.file_sha256:
+            raise BatchConflictError(f"batch {month}: {source} changed after it was validated")
         target = batch_path(params.dataset_dir, month)
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
@@ -138,8 +326,10 @@ def publish(
         if not record.columns:
             record.columns = schema_of(pd.read_parquet(source), params)
         total = (record.latest.rows if record.latest else 0) + rows
-        added = BatchRef(month=month, file=target.name, sha256=digest, rows=rows)
-        version = next_version(record, added, entries, dvc_md5, total)
+        added = BatchRef(
+            month=month, file=target.name, sha256=digest, raw_sha256=raw_sha256, rows=rows
+        )
+        version = next_version(record, added, entries, dvc_md5, total, verdict.summary)
         record.versions.append(version)
         catalog.save(record)  # after every version: a crash later keeps this one recorded
         published.append(version)

@@ -90,6 +90,7 @@ def test_cli_errors_are_one_line(workspace: Path) -> None:
 
 def test_catalog_commands(workspace: Path) -> None:
     run(["powerops", "ingest", "--month", "2007-01"], workspace)
+    run(["powerops", "validate"], workspace)
     run(["powerops", "publish", "--no-push"], workspace)
     listing = run(["powerops", "catalog", "list"], workspace).stdout
     assert "household_power  1 " in listing and "2007-01..2007-01" in listing

@@ -21,7 +21,13 @@ Frame = Callable[[str, str], pd.DataFrame]
 def params(tmp_path: Path, minute_frame: Frame) -> Params:
     source = tmp_path / "source.csv"
     minute_frame("2008-01-15", "2008-04-10").to_csv(source, index=False)
-    root = make_workspace(tmp_path / "ws", source, start="2008-01", through="2008-03")
+    root = make_workspace(
+        tmp_path / "ws",
+        source,
+        start="2008-01",
+        through="2008-03",
+        validation={"collection_start": "2008-01-15 00:00:00", "collection_end": None},
+    )
     return load_params(root / "params.yaml")
 
 
@@ -49,6 +55,7 @@ def test_changed_source_for_an_ingested_month_is_refused(params: Params) -> None
 
 def test_each_batch_makes_the_next_version(params: Params) -> None:
     stages.ingest(params)
+    stages.validate(params)
     versions = stages.publish(params, push=False)
     assert [v.version for v in versions] == [1, 2, 3]
     assert [v.added.month for v in versions] == ["2008-01", "2008-02", "2008-03"]
@@ -65,6 +72,7 @@ def test_each_batch_makes_the_next_version(params: Params) -> None:
 
 def test_publish_refuses_a_different_batch_for_a_published_month(params: Params) -> None:
     stages.ingest(params, [Month(2008, 1)])
+    stages.validate(params)
     stages.publish(params, push=False)
     raw = stages.batch_path(params.raw_dir, "2008-01")
     raw.chmod(0o644)

@@ -1,0 +1,276 @@
+"""Great Expectations gate: run a reviewed suite from `expectations/` against one batch.
+
+Suites are GE 1.x JSON files. Values that depend on the batch (its month, the current time,
+the expected row count) are GE suite parameters (`{"$PARAMETER": "month_start"}`) filled in
+here, so one suite serves every month. Before validation, the derived columns configured in
+params.yaml (cross-column physics checks) are appended to the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from powerops.config import Params
+from powerops.months import Month
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DERIVED_PREFIX = "derived__"
+
+
+class BatchReadError(RuntimeError):
+    """A batch file cannot be read at all (truncated, corrupt, not Parquet)."""
+
+
+class SuiteError(RuntimeError):
+    """A suite file is missing or is not a valid Great Expectations suite."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed expectation, in words: which column, which rule, what was observed."""
+
+    expectation: str
+    column: str | None
+    rule: str
+    observed: str
+    notes: str = ""
+
+    def __str__(self) -> str:
+        where = f"column `{self.column}`" if self.column else "table"
+        return f"{where}: {self.expectation} ({self.rule}): observed {self.observed}"
+
+
+@dataclass
+class ValidationReport:
+    """The outcome of validating one batch against one suite."""
+
+    suite: str
+    batch: str
+    file_sha256: str
+    success: bool
+    evaluated: int
+    failures: list[Failure] = field(default_factory=list)
+    validated_at: str = ""
+    data_docs: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The small record kept in the catalog and in validation and quarantine files."""
+        return {
+            "suite": self.suite,
+            "success": self.success,
+            "evaluated": self.evaluated,
+            "failed": len(self.failures),
+            "validated_at": self.validated_at,
+            "data_docs": self.data_docs,
+            "file_sha256": self.file_sha256,
+            "failures": [str(failure) for failure in self.failures],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    def message(self) -> str:
+        """Every failed expectation on its own line, under a one-line headline."""
+        lines = [
+            f"batch {self.batch}: {len(self.failures)} of {self.evaluated} expectations of "
+            f"suite `{self.suite}` failed"
+        ]
+        lines += [f"  - {failure}" for failure in self.failures]
+        return "\n".join(lines)
+
+
+def read_batch(path: Path) -> pd.DataFrame:
+    """Read a batch file; anything unreadable becomes one `BatchReadError` naming the file."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BatchReadError(f"{path.name}: not a readable Parquet batch ({detail})") from None
+
+
+def load_suite_json(params: Params, name: str) -> dict[str, Any]:
+    path = params.resolve(params.validation.expectations_dir) / f"{name}.json"
+    if not path.is_file():
+        raise SuiteError(f"suite `{name}` not found: expected {path}")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SuiteError(f"{path}: not valid JSON: {exc}") from None
+    return data
+
+
+def with_derived_columns(frame: pd.DataFrame, derived: dict[str, str]) -> pd.DataFrame:
+    """The frame plus each configured derived column; NaN where its inputs are missing or bad."""
+    import numpy as np
+    import pandas as pd
+
+    numeric = pd.DataFrame({c: pd.to_numeric(frame[c], errors="coerce") for c in frame.columns})
+    columns = {}
+    for name, expression in derived.items():
+        try:
+            values = numeric.eval(expression, engine="python")
+        except (KeyError, NameError, ValueError, TypeError, SyntaxError, AttributeError):
+            values = pd.Series(np.nan, index=frame.index)
+        columns[DERIVED_PREFIX + name] = pd.Series(values, index=frame.index, dtype="float64")
+    return frame.assign(**columns)
+
+
+def suite_parameters(params: Params, month: Month, now: datetime) -> dict[str, Any]:
+    """Per-batch values for the suite's `$PARAMETER`s."""
+    import pandas as pd
+
+    config = params.validation
+    step = pd.Timedelta(params.source.frequency)
+    start = pd.Timestamp(month.start)
+    end = pd.Timestamp(month.end)
+    covered_start = (
+        max(start, pd.Timestamp(config.collection_start)) if config.collection_start else start
+    )
+    covered_end = (
+        min(end, pd.Timestamp(config.collection_end) + step) if config.collection_end else end
+    )
+    expected = max(0, int((covered_end - covered_start) / step))
+    return {
+        "month_start": start,
+        "month_end": end,
+        "now": pd.Timestamp(now.astimezone(UTC).replace(tzinfo=None)),
+        "min_rows": max(1, math.ceil(config.min_completeness * expected)),
+        "max_rows": int((end - start) / step),
+    }
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    params: Params,
+    suite_name: str,
+    month: Month,
+    file_sha256: str,
+    now: datetime | None = None,
+    docs: bool = True,
+) -> ValidationReport:
+    """Run one suite against one batch with Great Expectations; optionally write Data Docs."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    now = now or datetime.now(UTC)
+    suite_json = load_suite_json(params, suite_name)
+    try:
+        suite = gx.ExpectationSuite(**suite_json)
+    except Exception as exc:  # GE raises several unrelated types for a malformed suite
+        raise SuiteError(f"suite `{suite_name}` is not a valid GE suite: {exc}") from None
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    docs_dir = params.resolve(params.validation.data_docs)
+    actions: list[ValidationAction] = []
+    if docs:
+        context.add_data_docs_site(
+            site_name="powerops",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["powerops"]))
+    suite = context.suites.add(suite)
+    asset = context.data_sources.add_pandas("powerops").add_dataframe_asset(f"{suite_name}_{month}")
+    batch_definition = asset.add_batch_definition_whole_dataframe(f"{suite_name}-{month}")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch_definition, suite=suite, name=f"{suite_name} {month}")
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=suite_name,
+            validation_definitions=[definition],
+            actions=actions,
+            result_format="SUMMARY",
+        )
+    )
+    derived = with_derived_columns(frame, params.validation.derived_columns)
+    result = checkpoint.run(
+        batch_parameters={"dataframe": derived},
+        expectation_parameters=suite_parameters(params, month, now),
+    )
+    identifier, run = next(iter(result.run_results.items()))
+    failures = [_failure(item) for item in run.results if not item.success]
+    page = None
+    if docs:
+        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=["powerops"])
+        page = str(urls[0]["site_url"]).removeprefix("file://") if urls else None
+        if page and page.startswith(str(params.root)):
+            page = os.path.relpath(page, params.root)
+    return ValidationReport(
+        suite=suite_name,
+        batch=str(month),
+        file_sha256=file_sha256,
+        success=bool(run.success),
+        evaluated=len(run.results),
+        failures=failures,
+        validated_at=now.isoformat(timespec="seconds"),
+        data_docs=page,
+    )
+
+
+_RULE_KEYS = (
+    "column_list",
+    "column_set",
+    "type_",
+    "min_value",
+    "max_value",
+    "strictly",
+    "value_set",
+    "mostly",
+)
+
+
+def _failure(item: Any) -> Failure:
+    config = item.expectation_config
+    kwargs = dict(config.kwargs)
+    rule = ", ".join(f"{key}={_short(kwargs[key])}" for key in _RULE_KEYS if key in kwargs)
+    if item.exception_info and item.exception_info.get("raised_exception"):
+        observed = "error: " + str(item.exception_info.get("exception_message", "")).splitlines()[0]
+    else:
+        observed = _observed(item.result or {})
+    notes = str((config.meta or {}).get("notes", ""))
+    return Failure(config.type, kwargs.get("column"), rule, observed, notes)
+
+
+def _observed(result: dict[str, Any]) -> str:
+    if "observed_value" in result:
+        value = result["observed_value"]
+        details = result.get("details") or {}
+        mismatch = details.get("mismatched")
+        if mismatch:
+            return f"{_short(value)}; mismatched {_short(mismatch)}"
+        return _short(value)
+    if "unexpected_count" in result:
+        sample = ", ".join(_short(v) for v in (result.get("partial_unexpected_list") or [])[:3])
+        count = result["unexpected_count"]
+        share = result.get("unexpected_percent")
+        share_text = f" ({share:.2f}%)" if isinstance(share, int | float) else ""
+        return f"{count:,} unexpected value(s){share_text}" + (f", e.g. {sample}" if sample else "")
+    return _short(result)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
