@@ -113,7 +113,8 @@ class ValidationConfig(_Strict):
     collection_end: datetime | None = None
     # Columns computed before validation, named derived__<key>: pandas expressions over the batch.
     derived_columns: dict[str, str] = {}
-    data_docs: str = "reports/data_docs"
+    # Where Great Expectations writes Data Docs; null switches them off.
+    data_docs: str | None = "reports/data_docs"
 
 
 class AlertsConfig(_Strict):

@@ -8,6 +8,7 @@ params.yaml (cross-column physics checks) are appended to the frame.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -153,6 +154,83 @@ def suite_parameters(params: Params, month: Month, now: datetime) -> dict[str, A
     }
 
 
+class _SuiteRunner:
+    """A Great Expectations context holding one suite, ready to validate many batches.
+
+    Building the context, suite, asset and checkpoint costs about as much as validating a
+    month, so a process builds it once per suite and reuses it for every batch.
+    """
+
+    def __init__(self, suite_json: str, suite_name: str, docs_dir: str | None) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+        import great_expectations as gx
+        from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        try:
+            suite = gx.ExpectationSuite(**json.loads(suite_json))
+        except Exception as exc:  # GE raises several unrelated types for a malformed suite
+            raise SuiteError(f"suite `{suite_name}` is not a valid GE suite: {exc}") from None
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        actions: list[ValidationAction] = []
+        if docs_dir:
+            self.context.add_data_docs_site(
+                site_name="powerops",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": docs_dir,
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+            actions.append(UpdateDataDocsAction(name="data_docs", site_names=["powerops"]))
+        suite = self.context.suites.add(suite)
+        asset = self.context.data_sources.add_pandas("powerops").add_dataframe_asset(suite_name)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(
+                data=asset.add_batch_definition_whole_dataframe("batch"),
+                suite=suite,
+                name=suite_name,
+            )
+        )
+        self.checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=suite_name,
+                validation_definitions=[definition],
+                actions=actions,
+                result_format="SUMMARY",
+            )
+        )
+        self.docs = bool(docs_dir)
+
+    def run(
+        self, frame: pd.DataFrame, parameters: dict[str, Any], run_name: str, now: datetime
+    ) -> tuple[Any, str | None]:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        result = self.checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=parameters,
+            run_id=RunIdentifier(run_name=run_name, run_time=now),
+        )
+        identifier, run = next(iter(result.run_results.items()))
+        page = None
+        if self.docs:
+            urls = self.context.get_docs_sites_urls(
+                resource_identifier=identifier, site_names=["powerops"]
+            )
+            page = str(urls[0]["site_url"]).removeprefix("file://") if urls else None
+        return run, page
+
+
+@functools.cache
+def _runner(suite_json: str, suite_name: str, docs_dir: str | None) -> _SuiteRunner:
+    return _SuiteRunner(suite_json, suite_name, docs_dir)
+
+
 def validate_frame(
     frame: pd.DataFrame,
     params: Params,
@@ -160,71 +238,23 @@ def validate_frame(
     month: Month,
     file_sha256: str,
     now: datetime | None = None,
-    docs: bool = True,
 ) -> ValidationReport:
-    """Run one suite against one batch with Great Expectations; optionally write Data Docs."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
-    from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
+    """Run one suite against one batch with Great Expectations, writing Data Docs if configured."""
     now = now or datetime.now(UTC)
-    suite_json = load_suite_json(params, suite_name)
-    try:
-        suite = gx.ExpectationSuite(**suite_json)
-    except Exception as exc:  # GE raises several unrelated types for a malformed suite
-        raise SuiteError(f"suite `{suite_name}` is not a valid GE suite: {exc}") from None
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    docs_dir = params.resolve(params.validation.data_docs)
-    actions: list[ValidationAction] = []
-    if docs:
-        context.add_data_docs_site(
-            site_name="powerops",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["powerops"]))
-    suite = context.suites.add(suite)
-    asset = context.data_sources.add_pandas("powerops").add_dataframe_asset(f"{suite_name}_{month}")
-    batch_definition = asset.add_batch_definition_whole_dataframe(f"{suite_name}-{month}")
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(data=batch_definition, suite=suite, name=f"{suite_name} {month}")
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=suite_name,
-            validation_definitions=[definition],
-            actions=actions,
-            result_format="SUMMARY",
-        )
-    )
+    suite_json = json.dumps(load_suite_json(params, suite_name))
+    docs_dir = params.validation.data_docs
+    runner = _runner(suite_json, suite_name, str(params.resolve(docs_dir)) if docs_dir else None)
     derived = with_derived_columns(frame, params.validation.derived_columns)
-    result = checkpoint.run(
-        batch_parameters={"dataframe": derived},
-        expectation_parameters=suite_parameters(params, month, now),
-    )
-    identifier, run = next(iter(result.run_results.items()))
-    failures = [_failure(item) for item in run.results if not item.success]
-    page = None
-    if docs:
-        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=["powerops"])
-        page = str(urls[0]["site_url"]).removeprefix("file://") if urls else None
-        if page and page.startswith(str(params.root)):
-            page = os.path.relpath(page, params.root)
+    run, page = runner.run(derived, suite_parameters(params, month, now), str(month), now)
+    if page and page.startswith(str(params.root)):
+        page = os.path.relpath(page, params.root)
     return ValidationReport(
         suite=suite_name,
         batch=str(month),
         file_sha256=file_sha256,
         success=bool(run.success),
         evaluated=len(run.results),
-        failures=failures,
+        failures=[_failure(item) for item in run.results if not item.success],
         validated_at=now.isoformat(timespec="seconds"),
         data_docs=page,
     )

@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from powerops.catalog import Catalog
@@ -105,3 +106,33 @@ def test_catalog_commands(workspace: Path) -> None:
     assert '"month": "2007-01"' in as_json.stdout
     helps = run(["powerops", "data", "checkout", "--help"], workspace).stdout
     assert "byte-identical" in helps
+
+
+def test_repro_stops_on_a_bad_month_until_it_is_decided(workspace: Path, tmp_path: Path) -> None:
+    # The feed delivers February 2007 with the meter reporting watts instead of kilowatts.
+    params = load_params(workspace / "params.yaml")
+    source = params.source_path()
+    frame = pd.read_csv(source)
+    february = frame["date_time"].str.startswith("2007-02")
+    frame.loc[february, "Global_active_power"] *= 1000
+    frame.to_csv(source, index=False)
+
+    failed = run(["dvc", "repro"], workspace, check=False)
+    assert failed.returncode != 0
+    assert "batch 2007-02:" in failed.stderr
+    assert "column `Global_active_power`: expect_column_values_to_be_between" in failed.stderr
+    assert not (workspace / "catalog" / "household_power.yaml").exists()  # nothing published
+    listing = run(["powerops", "quarantine", "list"], workspace).stdout
+    assert listing.startswith("2007-02  quarantined")
+    shown = run(["powerops", "quarantine", "show", "2007-02"], workspace).stdout
+    assert "data docs:  reports/data_docs/validations/raw_batch/2007-02/" in shown
+
+    run(
+        ["powerops", "quarantine", "reject", "2007-02", "--reason", "unit change upstream"],
+        workspace,
+    )
+    run(["dvc", "repro"], workspace)
+    record = Catalog(params.catalog_dir).load("household_power")
+    assert [v.added.month for v in record.versions] == ["2006-12", "2007-01", "2007-03"]
+    assert all(v.validation and v.validation["success"] for v in record.versions)
+    assert "Data and pipelines are up to date." in run(["dvc", "repro"], workspace).stdout
