@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: demo test lint typecheck bench-ingest lock clean-venv
+.PHONY: demo test lint typecheck bench-ingest bench-validate lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -37,6 +37,9 @@ test: lint typecheck
 
 bench-ingest: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
+
+bench-validate: $(VENV)/.installed
+	$(BIN)/python bench/validate.py
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:

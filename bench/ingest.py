@@ -31,6 +31,12 @@ if step == "read_csv":
 elif step == "ingest":
     from powerops import stages
     rows = sum(r.rows for r in stages.ingest(params))
+elif step == "validate":
+    from powerops import stages
+    import pyarrow.parquet as pq
+    from powerops.datasets import batch_files
+    assert len(stages.validate(params)) == 48
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in batch_files(params.raw_dir).values())
 elif step == "publish":
     from powerops import stages
     rows = stages.publish(params)[-1].rows
@@ -65,7 +71,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="powerops-bench-") as tmp:
             workspace = make_workspace(Path(tmp) / "ws", source, through="2010-11")
             params_file = workspace / "params.yaml"
-            for step in ("read_csv", "ingest", "publish"):
+            for step in ("read_csv", "ingest", "validate", "publish"):
                 result = measure(step, params_file)
                 if step not in best or result["seconds"] < best[step]["seconds"]:
                     best[step] = result
@@ -75,6 +81,7 @@ def main() -> int:
     labels = {
         "read_csv": "baseline: pandas.read_csv",
         "ingest": "powerops ingest, 48 months",
+        "validate": "powerops validate, 48 batches",
         "publish": "powerops publish, 48 versions",
     }
     for step, result in best.items():

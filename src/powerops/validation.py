@@ -231,6 +231,28 @@ def _runner(suite_json: str, suite_name: str, docs_dir: str | None) -> _SuiteRun
     return _SuiteRunner(suite_json, suite_name, docs_dir)
 
 
+def run_suite(
+    frame: pd.DataFrame,
+    params: Params,
+    suite_name: str,
+    parameters: dict[str, Any],
+    run_name: str,
+    now: datetime,
+) -> tuple[Any, str | None]:
+    """Validate a frame (plus its derived columns) against a suite with explicit parameters.
+
+    Returns GE's validation result and the Data Docs page (relative to the workspace root).
+    """
+    suite_json = json.dumps(load_suite_json(params, suite_name))
+    docs_dir = params.validation.data_docs
+    runner = _runner(suite_json, suite_name, str(params.resolve(docs_dir)) if docs_dir else None)
+    derived = with_derived_columns(frame, params.validation.derived_columns)
+    run, page = runner.run(derived, parameters, run_name, now)
+    if page and page.startswith(str(params.root)):
+        page = os.path.relpath(page, params.root)
+    return run, page
+
+
 def validate_frame(
     frame: pd.DataFrame,
     params: Params,
@@ -241,13 +263,8 @@ def validate_frame(
 ) -> ValidationReport:
     """Run one suite against one batch with Great Expectations, writing Data Docs if configured."""
     now = now or datetime.now(UTC)
-    suite_json = json.dumps(load_suite_json(params, suite_name))
-    docs_dir = params.validation.data_docs
-    runner = _runner(suite_json, suite_name, str(params.resolve(docs_dir)) if docs_dir else None)
-    derived = with_derived_columns(frame, params.validation.derived_columns)
-    run, page = runner.run(derived, suite_parameters(params, month, now), str(month), now)
-    if page and page.startswith(str(params.root)):
-        page = os.path.relpath(page, params.root)
+    parameters = suite_parameters(params, month, now)
+    run, page = run_suite(frame, params, suite_name, parameters, str(month), now)
     return ValidationReport(
         suite=suite_name,
         batch=str(month),
