@@ -117,6 +117,14 @@ class ValidationConfig(_Strict):
     data_docs: str | None = "reports/data_docs"
 
 
+class TableConfig(_Strict):
+    """The modelling table built from an accepted dataset version."""
+
+    target_column: str = "Global_active_power"
+    frequency: str = "1h"
+    suite: str = "training_table"
+
+
 class AlertsConfig(_Strict):
     """The one alerting interface: a JSONL log, plus an optional webhook."""
 
@@ -142,6 +150,7 @@ class Params(_Strict):
     dataset: DatasetConfig
     ingest: IngestConfig
     validation: ValidationConfig = ValidationConfig()
+    table: TableConfig = TableConfig()
     alerts: AlertsConfig = AlertsConfig()
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.

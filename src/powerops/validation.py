@@ -238,16 +238,18 @@ def run_suite(
     parameters: dict[str, Any],
     run_name: str,
     now: datetime,
+    derived_columns: dict[str, str] | None = None,
 ) -> tuple[Any, str | None]:
-    """Validate a frame (plus its derived columns) against a suite with explicit parameters.
+    """Validate a frame (plus any derived columns) against a suite with explicit parameters.
 
     Returns GE's validation result and the Data Docs page (relative to the workspace root).
     """
     suite_json = json.dumps(load_suite_json(params, suite_name))
     docs_dir = params.validation.data_docs
     runner = _runner(suite_json, suite_name, str(params.resolve(docs_dir)) if docs_dir else None)
-    derived = with_derived_columns(frame, params.validation.derived_columns)
-    run, page = runner.run(derived, parameters, run_name, now)
+    if derived_columns:
+        frame = with_derived_columns(frame, derived_columns)
+    run, page = runner.run(frame, parameters, run_name, now)
     if page and page.startswith(str(params.root)):
         page = os.path.relpath(page, params.root)
     return run, page
@@ -264,7 +266,8 @@ def validate_frame(
     """Run one suite against one batch with Great Expectations, writing Data Docs if configured."""
     now = now or datetime.now(UTC)
     parameters = suite_parameters(params, month, now)
-    run, page = run_suite(frame, params, suite_name, parameters, str(month), now)
+    derived = params.validation.derived_columns
+    run, page = run_suite(frame, params, suite_name, parameters, str(month), now, derived)
     return ValidationReport(
         suite=suite_name,
         batch=str(month),
@@ -287,6 +290,40 @@ _RULE_KEYS = (
     "value_set",
     "mostly",
 )
+
+
+def validate_table(
+    table: pd.DataFrame,
+    params: Params,
+    first_reading: datetime,
+    last_reading: datetime,
+    name: str,
+    now: datetime | None = None,
+) -> ValidationReport:
+    """Check a modelling table with the `table.suite` suite against the readings it came from."""
+    import pandas as pd
+
+    now = now or datetime.now(UTC)
+    frequency = params.table.frequency
+    first = pd.Timestamp(first_reading).floor(frequency)
+    last = pd.Timestamp(last_reading).floor(frequency)
+    parameters = {
+        "first_period": first,
+        "last_period": last,
+        "expected_rows": int((last - first) / pd.Timedelta(frequency)) + 1,
+    }
+    suite = params.table.suite
+    run, page = run_suite(table, params, suite, parameters, name, now)
+    return ValidationReport(
+        suite=suite,
+        batch=name,
+        file_sha256="",
+        success=bool(run.success),
+        evaluated=len(run.results),
+        failures=[_failure(item) for item in run.results if not item.success],
+        validated_at=now.isoformat(timespec="seconds"),
+        data_docs=page,
+    )
 
 
 def _failure(item: Any) -> Failure:
