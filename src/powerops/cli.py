@@ -26,9 +26,13 @@ _USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, MonthError)
 
 def _domain_errors() -> tuple[type[Exception], ...]:
     from powerops.dvcstore import VersionStoreError
+    from powerops.forecasting import ForecastError
     from powerops.quarantine import QuarantineError
+    from powerops.registry import RegistryError
     from powerops.source import SourceError
     from powerops.stages import BatchConflictError, ValidationFailedError
+    from powerops.testset import TestSetError
+    from powerops.training import TrainingError
     from powerops.validation import SuiteError
 
     return (
@@ -39,6 +43,10 @@ def _domain_errors() -> tuple[type[Exception], ...]:
         ValidationFailedError,
         QuarantineError,
         SuiteError,
+        ForecastError,
+        RegistryError,
+        TestSetError,
+        TrainingError,
     )
 
 
@@ -126,6 +134,104 @@ def cmd_quarantine_reject(params: Params, args: argparse.Namespace) -> int:
 
     stages.reject(params, args.month, args.reason)
     print(f"batch {args.month} rejected for good: {args.reason}")
+    return 0
+
+
+def _actor() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("POWEROPS_ACTOR") or getpass.getuser()
+
+
+def cmd_train(params: Params, args: argparse.Namespace) -> int:
+    from powerops import training
+
+    results = training.train(params, args.data_version, by=_actor())
+    if not results:
+        print(
+            "nothing to train: every dataset version the cadence asks for has a model "
+            "for this configuration (or fewer than train.first_version versions exist)"
+        )
+        return 0
+    for result in results:
+        m = result.metrics
+        outcome = "PROMOTED to champion" if result.promoted else "not promoted"
+        print(
+            f"data v{result.data_version} -> model v{result.model_version}: test wape "
+            f"{m['test_wape']:.4f} (seasonal naive {m['test_seasonal_naive_wape']:.4f}, "
+            f"persistence {m['test_persistence_wape']:.4f}), backtest wape "
+            f"{m['backtest_wape']:.4f}: {outcome}"
+        )
+        for reason in result.verdict:
+            print(f"    {reason}")
+    return 0
+
+
+def cmd_testset_show(params: Params, args: argparse.Namespace) -> int:
+    from powerops import testset
+
+    manifest = testset.load_manifest(params)
+    if manifest is None:
+        print("no pinned test set yet: `powerops train` pins it from the first year of data")
+        return 1
+    testset.load(params)  # asserts the hash
+    print(f"pinned test set v{manifest.version}: sha256 {manifest.sha256}")
+    print(f"  design:  {manifest.design}")
+    print(f"  weeks:   {', '.join(manifest.weeks)}")
+    print(
+        f"  rows:    {manifest.target_rows} target rows at {manifest.frequency}, "
+        f"{manifest.lookback} periods of history per week"
+    )
+    print(
+        f"  created: {manifest.created_at}"
+        + (f" ({manifest.replaced_reason})" if manifest.replaced_reason else "")
+    )
+    return 0
+
+
+def cmd_testset_replace(params: Params, args: argparse.Namespace) -> int:
+    from powerops import training
+
+    manifest = training.replace_test_set(params, args.reason)
+    print(
+        f"pinned test set v{manifest.version} (sha256 {manifest.sha256[:12]}): scores under "
+        "earlier test sets are now marked not comparable"
+    )
+    return 0
+
+
+def cmd_model_list(params: Params, args: argparse.Namespace) -> int:
+    from powerops import registry
+
+    found = registry.versions(params)
+    if not found:
+        print(f"no versions of {params.mlflow.model_name} yet")
+        return 0
+    print(f"{'VER':>4}  {'DATA':>5}  {'TEST WAPE':>9}  {'TEST SET':<12}  {'GATE':<13}  ALIASES")
+    for v in found:
+        print(
+            f"{v.version:>4}  {v.tags.get('data_version', '-'):>5}  "
+            f"{v.tags.get('test_wape', '-'):>9}  {v.tags.get('test_set_hash', '')[:12]:<12}  "
+            f"{v.tags.get('gate', '-'):<13}  {', '.join(v.aliases)}"
+        )
+    return 0
+
+
+def cmd_model_show(params: Params, args: argparse.Namespace) -> int:
+    from powerops import training
+
+    print(training.lineage(params, str(args.version)))
+    return 0
+
+
+def cmd_model_rollback(params: Params, args: argparse.Namespace) -> int:
+    from powerops import registry, testset
+
+    manifest = testset.load_manifest(params)
+    current = manifest.sha256 if manifest else ""
+    old, new = registry.rollback(params, args.reason, args.to, current, force=args.force)
+    print(f"champion rolled back from version {old} to version {new}: {args.reason}")
     return 0
 
 
@@ -328,6 +434,55 @@ def build_parser() -> argparse.ArgumentParser:
     checkout.add_argument("version", type=int, nargs="?", help="version number (default: latest)")
     checkout.add_argument("--dataset", help="dataset name (default: dataset.name in params.yaml)")
     add(data_commands, "status", cmd_data_status, "which version the dataset directory holds")
+
+    train = add(
+        commands,
+        "train",
+        cmd_train,
+        "train, evaluate, gate and register models on the dataset versions the cadence asks for",
+    )
+    train.add_argument(
+        "--data-version",
+        type=int,
+        metavar="N",
+        help="train on exactly this dataset version (restored from DVC if needed)",
+    )
+
+    testset_parser = commands.add_parser(
+        "testset",
+        help="the pinned test set: show it, or replace it deliberately",
+        description="The pinned test set every model version is scored on.",
+    )
+    ts_commands = testset_parser.add_subparsers(dest="ts_command", required=True, metavar="COMMAND")
+    add(ts_commands, "show", cmd_testset_show, "the pinned test set's design, weeks and hash")
+    ts_replace = add(
+        ts_commands,
+        "replace",
+        cmd_testset_replace,
+        "build a new test-set version from the current design; older scores become not comparable",
+    )
+    ts_replace.add_argument("--reason", required=True, help="why, for the record")
+
+    model = commands.add_parser(
+        "model",
+        help="registered models: list, lineage, rollback",
+        description="Registered model versions and the champion alias.",
+    )
+    m_commands = model.add_subparsers(dest="m_command", required=True, metavar="COMMAND")
+    add(m_commands, "list", cmd_model_list, "every model version with its scores and aliases")
+    m_show = add(m_commands, "show", cmd_model_show, "full lineage of one model version")
+    m_show.add_argument("version", metavar="VERSION")
+    m_back = add(
+        m_commands,
+        "rollback",
+        cmd_model_rollback,
+        "move `champion` back (default: to `previous`) and record why",
+    )
+    m_back.add_argument("--to", metavar="VERSION", help="the version to roll back to")
+    m_back.add_argument("--reason", required=True, help="why, for the audit log")
+    m_back.add_argument(
+        "--force", action="store_true", help="allow a version scored on another pinned test set"
+    )
 
     quarantine = commands.add_parser(
         "quarantine",

@@ -125,6 +125,56 @@ class TableConfig(_Strict):
     suite: str = "training_table"
 
 
+class ForecastConfig(_Strict):
+    """The forecasting task: `horizon` periods of `table.frequency` from each origin."""
+
+    horizon: int = Field(default=24, ge=1)
+    lags: tuple[int, ...] = Field(default=(24, 48, 168), min_length=1)
+    windows: tuple[int, ...] = Field(default=(24, 168), min_length=1)
+    holidays: bool = True
+
+    @property
+    def lookback(self) -> int:
+        """Periods of history before an origin that features may read."""
+        return max(*self.lags, *self.windows)
+
+
+class PinnedTestSetConfig(_Strict):
+    """The pinned test set: one week per calendar month of the first year of data."""
+
+    months: int = Field(default=12, ge=1)
+    # The week that starts on this Monday of each month (2 = the second Monday).
+    monday: int = Field(default=2, ge=1, le=4)
+
+
+class TrainConfig(_Strict):
+    """The estimator and when to train."""
+
+    estimator: str = "sklearn.ensemble.HistGradientBoostingRegressor"
+    estimator_params: dict[str, Any] = {}
+    # Train on dataset versions first_version, first_version + every, ... and always the latest.
+    first_version: int = Field(default=13, ge=1)
+    every: int = Field(default=3, ge=1)
+    backtest_months: int = Field(default=2, ge=1)
+
+
+class GateConfig(_Strict):
+    """Promotion rules: the error budget and the margins a challenger must clear."""
+
+    metric: Literal["wape", "mae", "rmse"] = "wape"
+    min_improvement_vs_seasonal_naive: float = Field(default=0.05, ge=0, lt=1)
+    min_improvement_vs_champion: float = Field(default=0.0, ge=0, lt=1)
+    max_wape: float = Field(default=0.50, gt=0)
+
+
+class MlflowConfig(_Strict):
+    """Where runs and the model registry live; null means SQLite in the workspace."""
+
+    tracking_uri: str | None = None
+    experiment: str = "household_power_forecast"
+    model_name: str = "household_power_forecaster"
+
+
 class AlertsConfig(_Strict):
     """The one alerting interface: a JSONL log, plus an optional webhook."""
 
@@ -140,7 +190,10 @@ class PathsConfig(_Strict):
     validation: str = "data/validation"
     quarantine: str = "data/quarantine"
     dataset: str = "data/dataset"
+    test_set: str = "data/test_set"
     catalog: str = "catalog"
+    registry: str = "registry"
+    mlflow: str = "mlflow"
 
 
 class Params(_Strict):
@@ -151,6 +204,11 @@ class Params(_Strict):
     ingest: IngestConfig
     validation: ValidationConfig = ValidationConfig()
     table: TableConfig = TableConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    test_set: PinnedTestSetConfig = PinnedTestSetConfig()
+    train: TrainConfig = TrainConfig()
+    gate: GateConfig = GateConfig()
+    mlflow: MlflowConfig = MlflowConfig()
     alerts: AlertsConfig = AlertsConfig()
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
@@ -175,6 +233,21 @@ class Params(_Strict):
     @property
     def quarantine_dir(self) -> Path:
         return self.resolve(self.paths.quarantine)
+
+    @property
+    def test_set_dir(self) -> Path:
+        return self.resolve(self.paths.test_set)
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.resolve(self.paths.registry)
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI: configured, or SQLite in the workspace's mlflow/ folder."""
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{self.resolve(self.paths.mlflow) / 'mlflow.db'}"
 
     @property
     def catalog_dir(self) -> Path:

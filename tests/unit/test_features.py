@@ -1,0 +1,667 @@
+"""Behaviour of the forecasting feature transformers, on small synthetic tables.
+
+Many tests encode each period's timestamp in its target value (hours since an epoch), so a lag
+can be decoded back to the timestamp it was read from.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import FeatureUnion, Pipeline
+from threadpoolctl import threadpool_limits
+
+from powerops.features import (
+    CalendarFeatures,
+    OriginLagFeatures,
+    easter_sunday,
+    forecast_origin,
+    french_holidays,
+)
+
+EPOCH = pd.Timestamp("2000-01-01")
+LAG_COLUMNS = [
+    "step",
+    "lag_24",
+    "lag_48",
+    "lag_168",
+    "last_value",
+    "rolling_mean_24",
+    "rolling_max_24",
+    "rolling_mean_168",
+    "rolling_max_168",
+]
+CALENDAR_COLUMNS = ["hour", "dayofweek", "month", "dayofyear", "is_weekend", "is_holiday"]
+
+
+def table(start: str, periods: int, frequency: str = "1h") -> pd.DataFrame:
+    """A regular table whose load_kw is the timestamp in hours since EPOCH (never 0)."""
+    timestamps = pd.Series(pd.date_range(start, periods=periods, freq=frequency, unit="us"))
+    return pd.DataFrame({"timestamp": timestamps, "load_kw": encode(timestamps)})
+
+
+def encode(timestamps: pd.Series) -> np.ndarray:
+    return ((timestamps - EPOCH) / pd.Timedelta("1h")).to_numpy(dtype="float64")
+
+
+def decode(value: float) -> pd.Timestamp:
+    return EPOCH + pd.Timedelta(hours=value)
+
+
+def lags(X: pd.DataFrame, **params: Any) -> pd.DataFrame:
+    features: pd.DataFrame = OriginLagFeatures(**params).fit(X).transform(X)
+    return features
+
+
+def calendar(X: pd.DataFrame, **params: Any) -> pd.DataFrame:
+    features: pd.DataFrame = CalendarFeatures(**params).fit(X).transform(X)
+    return features
+
+
+def rows_on(X: pd.DataFrame, day: str) -> pd.Series:
+    on_day: pd.Series = X["timestamp"].dt.normalize() == pd.Timestamp(day)
+    return on_day
+
+
+def reference_features(
+    X: pd.DataFrame,
+    frequency: str,
+    horizon: int,
+    lag_list: tuple[int, ...],
+    window_list: tuple[int, ...],
+) -> pd.DataFrame:
+    """The features computed row by row from their definition, to check the vectorised code.
+
+    Times are integers (microseconds since 1970) to keep the loop fast; origins are floored on
+    the epoch like pandas does.
+    """
+    period = pd.Timedelta(frequency) // pd.Timedelta("1us")
+    times = X["timestamp"].astype("datetime64[us]").astype("int64").tolist()
+    known = {t: v for t, v in zip(times, X["load_kw"], strict=True) if not math.isnan(v)}
+    rows = []
+    for t in times:
+        origin = t - t % (period * horizon)
+        row: dict[str, float] = {"step": (t - origin) / period + 1}
+        for k in lag_list:
+            source = t - k * period
+            row[f"lag_{k}"] = known.get(source, np.nan) if source < origin else np.nan
+        row["last_value"] = known.get(origin - period, np.nan)
+        for w in window_list:
+            window = range(origin - w * period, origin, period)
+            values = [known[p] for p in window if p in known]
+            enough = len(values) >= w / 2
+            row[f"rolling_mean_{w}"] = sum(values) / len(values) if enough else np.nan
+            row[f"rolling_max_{w}"] = max(values) if enough else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, index=X.index)
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+
+def test_calendar_values_for_known_dates() -> None:
+    X = pd.DataFrame(
+        {
+            "timestamp": pd.to_datetime(
+                [
+                    "2008-03-24 13:00",  # Easter Monday, a Monday
+                    "2008-03-29 00:00",  # Saturday
+                    "2008-03-30 23:00",  # Sunday
+                    "2008-12-31 23:00",  # last day of a leap year
+                    "2007-07-14 08:00",  # Bastille Day on a Saturday
+                    "2007-01-02 05:00",  # an ordinary Tuesday
+                ]
+            ).as_unit("us")
+        }
+    )
+    expected = pd.DataFrame(
+        [
+            [13, 0, 3, 84, 0, 1],
+            [0, 5, 3, 89, 1, 0],
+            [23, 6, 3, 90, 1, 0],
+            [23, 2, 12, 366, 0, 0],
+            [8, 5, 7, 195, 1, 1],
+            [5, 1, 1, 2, 0, 0],
+        ],
+        columns=CALENDAR_COLUMNS,
+        dtype="float64",
+    )
+    pd.testing.assert_frame_equal(calendar(X), expected)
+
+
+def test_weekend_flag_is_saturday_and_sunday_only() -> None:
+    X = table("2008-03-24", 14, frequency="1D")  # Monday to Sunday, twice
+    features = calendar(X)
+    assert features["dayofweek"].tolist() == [0, 1, 2, 3, 4, 5, 6] * 2
+    assert features["is_weekend"].tolist() == [0, 0, 0, 0, 0, 1, 1] * 2
+
+
+@pytest.mark.parametrize(
+    ("year", "easter"),
+    [
+        (1818, date(1818, 3, 22)),  # earliest possible date
+        (1943, date(1943, 4, 25)),  # latest possible date
+        (2000, date(2000, 4, 23)),
+        (2007, date(2007, 4, 8)),
+        (2008, date(2008, 3, 23)),
+        (2019, date(2019, 4, 21)),
+        (2024, date(2024, 3, 31)),
+        (2025, date(2025, 4, 20)),
+    ],
+)
+def test_easter_sunday(year: int, easter: date) -> None:
+    assert easter_sunday(year) == easter
+
+
+def test_french_holidays_2008_where_ascension_is_labour_day() -> None:
+    holidays = french_holidays(2008)
+    assert holidays == {
+        date(2008, 1, 1),
+        date(2008, 3, 24),  # Easter Monday
+        date(2008, 5, 1),  # Labour Day and Ascension Thursday
+        date(2008, 5, 8),
+        date(2008, 5, 12),  # Whit Monday
+        date(2008, 7, 14),
+        date(2008, 8, 15),
+        date(2008, 11, 1),
+        date(2008, 11, 11),
+        date(2008, 12, 25),
+    }
+    assert easter_sunday(2008) + pd.Timedelta(days=39) == date(2008, 5, 1)
+
+
+def test_french_holidays_2007() -> None:
+    assert french_holidays(2007) == {
+        date(2007, 1, 1),
+        date(2007, 4, 9),  # Easter Monday
+        date(2007, 5, 1),
+        date(2007, 5, 8),
+        date(2007, 5, 17),  # Ascension Thursday
+        date(2007, 5, 28),  # Whit Monday
+        date(2007, 7, 14),
+        date(2007, 8, 15),
+        date(2007, 11, 1),
+        date(2007, 11, 11),
+        date(2007, 12, 25),
+    }
+
+
+def test_holiday_flag_covers_every_hour_of_the_day_and_every_year_in_the_data() -> None:
+    X = table("2007-12-24", 24 * 10)  # crosses into 2008
+    features = calendar(X)
+    flagged = set(X.loc[features["is_holiday"] == 1.0, "timestamp"].dt.date)
+    assert flagged == {date(2007, 12, 25), date(2008, 1, 1)}
+    assert features.loc[rows_on(X, "2007-12-25"), "is_holiday"].tolist() == [1.0] * 24
+    assert features.loc[rows_on(X, "2007-12-26"), "is_holiday"].tolist() == [0.0] * 24
+
+
+def test_holidays_can_be_switched_off() -> None:
+    X = table("2008-05-01", 24)
+    features = calendar(X, holidays=False)
+    assert list(features.columns) == CALENDAR_COLUMNS[:-1]
+    assert list(CalendarFeatures(holidays=False).get_feature_names_out()) == CALENDAR_COLUMNS[:-1]
+
+
+# --- calendar anomalies: leap day and daylight saving -------------------------------------------
+
+
+def test_leap_day_has_day_of_year_60_and_lag_168_reaches_back_across_it() -> None:
+    X = table("2008-02-20", 24 * 12)
+    cal = calendar(X)
+    assert set(cal.loc[rows_on(X, "2008-02-29"), "dayofyear"]) == {60.0}
+    assert set(cal.loc[rows_on(X, "2008-03-01"), "dayofyear"]) == {61.0}
+
+    features = lags(X)
+    march_first = X.loc[rows_on(X, "2008-03-01"), "timestamp"]
+    sources = [decode(v) for v in features.loc[march_first.index, "lag_168"]]
+    assert sources == list(march_first - pd.Timedelta(days=7))
+    assert sources[0] == pd.Timestamp("2008-02-23 00:00")
+    assert sources[-1] == pd.Timestamp("2008-02-23 23:00")
+
+
+@pytest.mark.parametrize("dst_sunday", ["2008-03-30", "2008-10-26"])
+def test_dst_sundays_are_ordinary_24_hour_days_in_naive_local_time(dst_sunday: str) -> None:
+    # The table is naive local time with 24 hourly rows on every day, including the days the
+    # clocks change: the transformers do clock arithmetic and never look at DST. A lag of 24
+    # periods is therefore "same clock hour yesterday".
+    day = pd.Timestamp(dst_sunday)
+    X = table(str(day - pd.Timedelta(days=2)), 24 * 5)
+    sunday = rows_on(X, dst_sunday)
+    monday = rows_on(X, str(day + pd.Timedelta(days=1)))
+    assert sunday.sum() == 24
+
+    cal = calendar(X)
+    assert cal.loc[sunday, "hour"].tolist() == [float(h) for h in range(24)]
+    assert set(cal.loc[sunday, "dayofweek"]) == {6.0}
+
+    features = lags(X)
+    assert features.loc[sunday, "step"].tolist() == [float(s) for s in range(1, 25)]
+    assert features.loc[sunday, "lag_24"].notna().all()
+    assert features.loc[monday, "lag_24"].tolist() == X.loc[sunday, "load_kw"].tolist()
+    assert features.loc[monday, "last_value"].tolist() == [X.loc[sunday, "load_kw"].iloc[-1]] * 24
+    assert features.loc[monday, "rolling_mean_24"].iloc[0] == pytest.approx(
+        X.loc[sunday, "load_kw"].mean()
+    )
+
+
+# --- origin and step ----------------------------------------------------------------------------
+
+
+def test_hourly_day_ahead_origin_is_midnight_and_steps_run_1_to_24() -> None:
+    X = table("2008-03-01", 48)
+    origins = forecast_origin(X["timestamp"], "1h", 24)
+    assert origins.index.equals(X.index)
+    assert origins.iloc[0] == origins.iloc[23] == pd.Timestamp("2008-03-01")
+    assert origins.iloc[24] == pd.Timestamp("2008-03-02")
+    steps = lags(X)["step"]
+    assert steps.iloc[0] == 1.0
+    assert steps.iloc[23] == 24.0
+    assert steps.tolist() == [float(s) for s in range(1, 25)] * 2
+
+
+def test_daily_frequency_with_a_weekly_horizon_is_a_configuration_change() -> None:
+    X = table("2008-01-03", 28, frequency="1D")  # 2008-01-03 is a Thursday
+    params = {"frequency": "1D", "horizon": 7, "lags": (1, 7, 14), "windows": (7, 14)}
+    features = lags(X, **params)
+    # pandas floors on the Unix epoch, a Thursday, so 7-day blocks run Thursday to Wednesday.
+    origins = forecast_origin(X["timestamp"], "1D", 7)
+    assert set(origins.dt.day_of_week) == {3}
+    assert origins.iloc[0] == pd.Timestamp("2008-01-03")
+    assert features["step"].tolist() == [float(s) for s in range(1, 8)] * 4
+
+    second_week = X.index[7:14]
+    values = X["load_kw"]
+    assert features.loc[second_week, "lag_7"].tolist() == values.iloc[0:7].tolist()
+    # lag 1 is only known for the first day of the block; the others would leak.
+    assert features.loc[second_week, "lag_1"].iloc[0] == values.iloc[6]
+    assert features.loc[second_week, "lag_1"].iloc[1:].isna().all()
+    assert features.loc[second_week, "last_value"].tolist() == [values.iloc[6]] * 7
+    assert features.loc[second_week, "rolling_mean_7"].tolist() == [values.iloc[0:7].mean()] * 7
+    assert features.loc[second_week, "rolling_max_14"].tolist() == [values.iloc[6]] * 7
+    # 7 of 14 days is exactly half: enough for the 14-day window.
+    assert features.loc[second_week, "rolling_mean_14"].notna().all()
+    assert features.loc[X.index[:7], "rolling_mean_7"].isna().all()
+
+
+def test_lags_shorter_than_the_horizon_are_defined_only_for_steps_they_do_not_leak_into() -> None:
+    X = table("2008-03-02", 24 * 6)  # 2008-03-02 starts an epoch-aligned 48-hour block
+    origins = forecast_origin(X["timestamp"], "1h", 48)
+    assert origins.iloc[0] == pd.Timestamp("2008-03-02")
+    features = lags(X, horizon=48, lags=(1, 24, 48), windows=(24,))
+    block = features.index[48:96]
+    assert features.loc[block, "step"].tolist() == [float(s) for s in range(1, 49)]
+
+    lag_24 = features.loc[block, "lag_24"]
+    sources = X.loc[block, "timestamp"] - pd.Timedelta(hours=24)
+    assert lag_24.iloc[:24].tolist() == encode(sources.iloc[:24]).tolist()
+    assert lag_24.iloc[24:].isna().all()
+    assert features.loc[block, "lag_48"].notna().all()
+    assert features.loc[block, "lag_1"].iloc[0] == X.loc[block[0] - 1, "load_kw"]
+    assert features.loc[block, "lag_1"].iloc[1:].isna().all()
+
+
+# --- gaps and the start of the history ----------------------------------------------------------
+
+
+def test_first_periods_without_history_are_nan_not_zero() -> None:
+    X = table("2008-03-01", 24 * 9)
+    X["load_kw"] = 5.0  # a constant, so any zero would be invented
+    features = lags(X)
+    day = {n: rows_on(X, f"2008-03-{n:02d}") for n in range(1, 10)}
+
+    history = [c for c in LAG_COLUMNS if c != "step"]
+    assert features.loc[day[1], history].isna().all().all()
+    assert features.loc[day[1], "step"].notna().all()
+    assert features.loc[day[2], ["lag_24", "last_value", "rolling_mean_24"]].eq(5.0).all().all()
+    assert features.loc[day[2], ["lag_48", "lag_168", "rolling_mean_168"]].isna().all().all()
+    # 72 of 168 hours is less than half; 96 is more.
+    assert features.loc[day[4], "rolling_mean_168"].isna().all()
+    assert features.loc[day[5], ["rolling_mean_168", "rolling_max_168"]].eq(5.0).all().all()
+    assert features.loc[day[7], "lag_168"].isna().all()
+    assert features.loc[day[8], "lag_168"].eq(5.0).all()
+    assert not (features == 0.0).any().any()
+
+
+def test_a_gap_makes_exactly_the_lags_that_need_it_nan() -> None:
+    full = table("2008-03-01", 24 * 10)
+    gap = rows_on(full, "2008-03-05") & (full["timestamp"].dt.hour < 10)
+    X = full.loc[~gap]
+    features = lags(X)
+    full_features = lags(full).loc[X.index]
+    hour = X["timestamp"].dt.hour
+
+    def nan_rows(column: str) -> set[pd.Timestamp]:
+        return set(X.loc[features[column].isna() & full_features[column].notna(), "timestamp"])
+
+    def hours_of(day: str, hours: range) -> set[pd.Timestamp]:
+        return {pd.Timestamp(day) + pd.Timedelta(hours=h) for h in hours}
+
+    assert nan_rows("lag_24") == hours_of("2008-03-06", range(10))
+    assert nan_rows("lag_48") == hours_of("2008-03-07", range(10))
+    assert nan_rows("lag_168") == set()  # the gap is reached on 2008-03-12, beyond the data
+    # 14 of 24 hours present: the windows are the statistics of the present hours.
+    assert nan_rows("rolling_mean_24") == set()
+    march_6 = rows_on(X, "2008-03-06")
+    present = X.loc[rows_on(X, "2008-03-05"), "load_kw"]
+    assert len(present) == 14
+    assert features.loc[march_6, "rolling_mean_24"].tolist() == [present.mean()] * 24
+    assert features.loc[march_6, "rolling_max_24"].tolist() == [present.max()] * 24
+    assert features.loc[march_6, "last_value"].notna().all()
+    # Rows untouched by the gap keep the features of the full table.
+    unaffected = ~(march_6 | rows_on(X, "2008-03-07")) | (hour >= 10)
+    pd.testing.assert_frame_equal(
+        features.loc[unaffected, ["lag_24", "lag_48", "lag_168"]],
+        full_features.loc[unaffected, ["lag_24", "lag_48", "lag_168"]],
+    )
+
+
+@pytest.mark.parametrize(("missing", "defined"), [(12, True), (13, False)])
+def test_a_window_needs_at_least_half_of_its_periods(missing: int, defined: bool) -> None:
+    X = table("2008-03-01", 24 * 3)
+    X = X.loc[~(rows_on(X, "2008-03-02") & (X["timestamp"].dt.hour < missing))]
+    features = lags(X)
+    march_3 = rows_on(X, "2008-03-03")
+    assert features.loc[march_3, "rolling_mean_24"].notna().all() == defined
+    assert features.loc[march_3, "rolling_max_24"].notna().all() == defined
+    if defined:
+        expected = X.loc[rows_on(X, "2008-03-02"), "load_kw"].mean()
+        assert features.loc[march_3, "rolling_mean_24"].iloc[0] == pytest.approx(expected)
+
+
+def test_a_nan_target_is_the_same_as_a_missing_row() -> None:
+    X = table("2008-03-01", 24 * 9)
+    rng = np.random.default_rng(0)
+    holes = rng.random(len(X)) < 0.3
+    with_nan = X.assign(load_kw=X["load_kw"].mask(holes))
+    last_value_hole = X.index[rows_on(X, "2008-03-04")][0] - 1  # 2008-03-03 23:00
+    with_nan.loc[last_value_hole, "load_kw"] = np.nan
+    dropped = with_nan.dropna(subset=["load_kw"])
+    # Rows to forecast keep their NaN target; the features must not depend on it.
+    keep = dropped.index
+    pd.testing.assert_frame_equal(lags(with_nan).loc[keep], lags(dropped))
+    assert lags(with_nan).loc[rows_on(X, "2008-03-04"), "last_value"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("frequency", "horizon", "lag_list", "window_list", "periods"),
+    [
+        ("1h", 24, (24, 48, 168), (24, 168), 24 * 12),
+        ("1h", 48, (1, 5, 24, 47, 48, 72), (3, 24), 24 * 16),
+        ("1D", 7, (1, 7, 14), (7, 28), 90),
+        ("15min", 96, (1, 96, 672), (4, 96), 96 * 9),
+    ],
+)
+def test_matches_a_row_by_row_reference_with_random_gaps_and_nans(
+    frequency: str,
+    horizon: int,
+    lag_list: tuple[int, ...],
+    window_list: tuple[int, ...],
+    periods: int,
+) -> None:
+    rng = np.random.default_rng(42)
+    X = table("2008-02-25 00:00", periods, frequency=frequency)
+    X["load_kw"] = rng.gamma(2.0, 0.5, len(X))
+    X.loc[rng.random(len(X)) < 0.15, "load_kw"] = np.nan
+    X = X.loc[rng.random(len(X)) > 0.15]
+    params = {"frequency": frequency, "horizon": horizon, "lags": lag_list, "windows": window_list}
+    features = lags(X, **params)
+    expected = reference_features(X, frequency, horizon, lag_list, window_list)
+    assert list(features.columns) == list(expected.columns)
+    np.testing.assert_allclose(features.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    assert features.notna().any().all()  # the test data exercises every column
+
+
+# --- leakage ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"horizon": 48, "lags": (1, 24, 47, 48, 168), "windows": (1, 24, 168)},
+        {"frequency": "1D", "horizon": 7, "lags": (1, 3, 7, 14), "windows": (7, 14)},
+    ],
+)
+def test_values_at_or_after_the_origin_never_change_a_rows_features(
+    params: dict[str, Any],
+) -> None:
+    rng = np.random.default_rng(7)
+    frequency = params.get("frequency", "1h")
+    X = table("2008-02-25", 24 * 14 if frequency == "1h" else 120, frequency=frequency)
+    X["load_kw"] = rng.gamma(2.0, 0.5, len(X))
+    baseline = lags(X, **params)
+    origins = forecast_origin(X["timestamp"], frequency, params.get("horizon", 24))
+    assert origins.nunique() > 5
+    for origin in origins.unique():
+        after = X["timestamp"] >= origin
+        # New values, huge values and unknown (NaN) values, mixed.
+        changed = X.copy()
+        changed.loc[after, "load_kw"] = rng.gamma(9.0, 9.0, after.sum())
+        draw = rng.random(len(X))
+        changed.loc[after & (draw < 0.4), "load_kw"] = np.nan
+        changed.loc[after & (draw > 0.8), "load_kw"] = 1e6
+        rows = origins == origin
+        pd.testing.assert_frame_equal(lags(changed, **params)[rows], baseline[rows])
+
+
+def test_features_of_a_serving_block_are_those_of_training() -> None:
+    # At serving time the day to forecast has no target yet and nothing after it exists.
+    training = table("2008-03-01", 24 * 12)
+    serving = training.iloc[: 24 * 10].copy()
+    tomorrow = serving.index[24 * 9 :]
+    serving.loc[tomorrow, "load_kw"] = np.nan
+    pd.testing.assert_frame_equal(lags(serving).loc[tomorrow], lags(training).loc[tomorrow])
+
+
+# --- invariance ---------------------------------------------------------------------------------
+
+
+def test_row_order_does_not_matter_and_output_follows_the_input_index() -> None:
+    X = table("2008-03-01", 24 * 9)
+    X.index = pd.Index([f"row{i}" for i in range(len(X))])
+    shuffled = X.sample(frac=1.0, random_state=3)
+    for transformer in (OriginLagFeatures(), CalendarFeatures()):
+        expected = transformer.fit(X).transform(X)
+        features = transformer.fit(shuffled).transform(shuffled)
+        assert features.index.equals(shuffled.index)
+        pd.testing.assert_frame_equal(features, expected.loc[shuffled.index])
+
+
+def test_column_order_and_extra_columns_do_not_matter() -> None:
+    X = table("2008-03-01", 24 * 9)
+    other = X.assign(coverage=1.0, lag_24=-1.0, hour=99)[
+        ["lag_24", "load_kw", "coverage", "hour", "timestamp"]
+    ]
+    for transformer in (OriginLagFeatures(), CalendarFeatures()):
+        pd.testing.assert_frame_equal(
+            transformer.fit(other).transform(other), transformer.fit(X).transform(X)
+        )
+
+
+def test_custom_column_names_and_timestamp_resolution() -> None:
+    X = table("2008-03-01", 24 * 9)
+    renamed = X.rename(columns={"timestamp": "period", "load_kw": "kw"})
+    renamed["period"] = renamed["period"].astype("datetime64[ns]")
+    features = lags(renamed, timestamp_column="period", target_column="kw")
+    pd.testing.assert_frame_equal(features, lags(X))
+    pd.testing.assert_frame_equal(calendar(renamed, timestamp_column="period"), calendar(X))
+
+
+def test_output_is_float64_with_the_declared_columns() -> None:
+    X = table("2008-03-01", 24 * 9)
+    X["load_kw"] = X["load_kw"].astype("Float64")  # nullable input is accepted
+    X.loc[5, "load_kw"] = pd.NA
+    for transformer, columns in ((OriginLagFeatures(), LAG_COLUMNS), (CalendarFeatures(), None)):
+        features = transformer.fit(X).transform(X)
+        assert list(features.columns) == list(transformer.get_feature_names_out())
+        assert (features.dtypes == "float64").all()
+        if columns is not None:
+            assert list(features.columns) == columns
+    assert list(CalendarFeatures().get_feature_names_out()) == CALENDAR_COLUMNS
+
+
+def test_feature_names_follow_the_parameters() -> None:
+    names = OriginLagFeatures(lags=(2, 1), windows=(3,)).get_feature_names_out()
+    assert isinstance(names, np.ndarray)
+    assert list(names) == [
+        "step",
+        "lag_2",
+        "lag_1",
+        "last_value",
+        "rolling_mean_3",
+        "rolling_max_3",
+    ]
+
+
+def test_empty_input_gives_an_empty_frame_with_the_columns() -> None:
+    X = table("2008-03-01", 0)
+    assert list(lags(X).columns) == LAG_COLUMNS
+    assert list(calendar(X).columns) == CALENDAR_COLUMNS
+    assert len(lags(X)) == len(calendar(X)) == 0
+
+
+# --- input and parameter validation -------------------------------------------------------------
+
+
+def test_duplicate_timestamps_are_rejected() -> None:
+    X = table("2008-03-01", 48)
+    X = pd.concat([X, X.iloc[[5]]], ignore_index=True)
+    with pytest.raises(ValueError, match=r"duplicate timestamps.*2008-03-01 05:00"):
+        lags(X)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda X: X.drop(columns="load_kw"), "no column 'load_kw'"),
+        (lambda X: X.drop(columns="timestamp"), "no column 'timestamp'"),
+        (lambda X: X.assign(timestamp=X["timestamp"].astype(str)), "must be datetime64"),
+        (lambda X: X.assign(timestamp=X["timestamp"].dt.tz_localize("UTC")), "naive"),
+        (lambda X: X.assign(timestamp=X["timestamp"].mask(X.index == 3)), "NaT"),
+        (lambda X: X.assign(timestamp=X["timestamp"] + pd.Timedelta("30min")), "not on the 1h"),
+    ],
+)
+def test_bad_input_is_rejected(change: Any, message: str) -> None:
+    X = change(table("2008-03-01", 48))
+    with pytest.raises(ValueError, match=message):
+        lags(X)
+
+
+def test_calendar_rejects_a_missing_or_non_datetime_column() -> None:
+    X = table("2008-03-01", 24)
+    with pytest.raises(ValueError, match="no column 'ts'"):
+        calendar(X, timestamp_column="ts")
+    with pytest.raises(ValueError, match="must be datetime64"):
+        calendar(X, timestamp_column="load_kw")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"horizon": 0}, "horizon must be >= 1"),
+        ({"horizon": -24}, "horizon must be >= 1"),
+        ({"horizon": 1.5}, "horizon must be an integer"),
+        ({"horizon": True}, "horizon must be an integer"),
+        ({"lags": ()}, "lags must not be empty"),
+        ({"windows": ()}, "windows must not be empty"),
+        ({"lags": (24, 0)}, "lags must be positive"),
+        ({"lags": (-24,)}, "lags must be positive"),
+        ({"windows": (0,)}, "windows must be positive"),
+        ({"windows": (-1, 24)}, "windows must be positive"),
+        ({"lags": (24, 24)}, "lags must not repeat"),
+        ({"lags": (24.0,)}, "lags must contain integers"),
+        ({"lags": 24}, "lags must be a sequence"),
+        ({"frequency": "1MS"}, "not a fixed-length frequency"),
+        ({"frequency": "0h"}, "must be positive"),
+        ({"frequency": "hourly"}, "not a valid frequency"),
+        ({"target_column": "timestamp"}, "must differ"),
+        ({"timestamp_column": ""}, "non-empty column name"),
+    ],
+)
+def test_fit_rejects_bad_parameters(params: dict[str, Any], message: str) -> None:
+    X = table("2008-03-01", 24)
+    transformer = OriginLagFeatures(**params)  # the constructor only stores
+    assert transformer.get_params()[next(iter(params))] == next(iter(params.values()))
+    with pytest.raises(ValueError, match=message):
+        transformer.fit(X)
+
+
+def test_calendar_fit_rejects_bad_parameters() -> None:
+    X = table("2008-03-01", 24)
+    with pytest.raises(ValueError, match="holidays must be True or False"):
+        CalendarFeatures(holidays="yes").fit(X)
+    with pytest.raises(ValueError, match="non-empty column name"):
+        CalendarFeatures(timestamp_column=None).fit(X)
+
+
+def test_forecast_origin_rejects_bad_parameters() -> None:
+    timestamps = table("2008-03-01", 24)["timestamp"]
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        forecast_origin(timestamps, "1h", 0)
+    with pytest.raises(ValueError, match="not a fixed-length frequency"):
+        forecast_origin(timestamps, "1MS", 24)
+
+
+def test_transform_before_fit_raises() -> None:
+    X = table("2008-03-01", 24)
+    for transformer in (OriginLagFeatures(), CalendarFeatures()):
+        with pytest.raises(NotFittedError):
+            transformer.transform(X)
+
+
+# --- scikit-learn integration -------------------------------------------------------------------
+
+
+def test_clone_keeps_the_parameters() -> None:
+    original = OriginLagFeatures(frequency="1D", horizon=7, lags=(7, 14), windows=(7,))
+    copy = clone(original)
+    assert copy is not original
+    assert copy.get_params() == original.get_params()
+    assert clone(CalendarFeatures(holidays=False)).get_params() == {
+        "holidays": False,
+        "timestamp_column": "timestamp",
+    }
+    fitted = OriginLagFeatures().fit(table("2008-03-01", 24))
+    assert not hasattr(clone(fitted), "fitted_")
+
+
+def test_feature_union_and_pipeline_fit_and_predict() -> None:
+    rng = np.random.default_rng(1)
+    X = table("2008-01-01", 24 * 40)
+    hour = X["timestamp"].dt.hour.to_numpy()
+    X["load_kw"] = 1.0 + np.sin(hour / 24 * 2 * np.pi) + rng.normal(0, 0.1, len(X))
+    X["coverage"] = 1.0
+    X.index = X.index + 1000
+    X.loc[X.index[-24:], "load_kw"] = np.nan  # tomorrow, to be forecast
+
+    union = FeatureUnion(
+        [("calendar", CalendarFeatures()), ("lags", OriginLagFeatures())]
+    ).set_output(transform="pandas")
+    features = union.fit_transform(X)
+    assert list(features.columns) == list(union.get_feature_names_out())
+    assert list(features.columns) == [f"calendar__{c}" for c in CALENDAR_COLUMNS] + [
+        f"lags__{c}" for c in LAG_COLUMNS
+    ]
+    assert features.index.equals(X.index)
+
+    model = Pipeline(
+        [("features", clone(union)), ("model", HistGradientBoostingRegressor(max_iter=30))]
+    )
+    known = X["load_kw"].notna()
+    # Fit on all rows so the features see the full history, with weight 0 on unknown targets.
+    # One OpenMP thread: on a busy CI machine, spinning worker threads can make a tiny fit slow.
+    with threadpool_limits(limits=1):
+        model.fit(X, X["load_kw"].fillna(0.0), model__sample_weight=known.astype(float))
+        predictions = model.predict(X)
+    assert predictions.shape == (len(X),)
+    assert np.isfinite(predictions).all()
+    tomorrow = predictions[-24:]
+    assert np.corrcoef(tomorrow, np.sin(np.arange(24) / 24 * 2 * np.pi))[0, 1] > 0.9
