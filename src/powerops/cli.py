@@ -208,12 +208,13 @@ def cmd_model_list(params: Params, args: argparse.Namespace) -> int:
     if not found:
         print(f"no versions of {params.mlflow.model_name} yet")
         return 0
+    held = registry.aliases(params)
     print(f"{'VER':>4}  {'DATA':>5}  {'TEST WAPE':>9}  {'TEST SET':<12}  {'GATE':<13}  ALIASES")
     for v in found:
         print(
             f"{v.version:>4}  {v.tags.get('data_version', '-'):>5}  "
             f"{v.tags.get('test_wape', '-'):>9}  {v.tags.get('test_set_hash', '')[:12]:<12}  "
-            f"{v.tags.get('gate', '-'):<13}  {', '.join(v.aliases)}"
+            f"{v.tags.get('gate', '-'):<13}  {', '.join(held.get(str(v.version), []))}"
         )
     return 0
 

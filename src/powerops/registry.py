@@ -111,8 +111,8 @@ def move_alias(params: Params, alias: str, version: str, reason: str, by: str) -
             at=datetime.now(UTC).isoformat(timespec="seconds"),
             model=params.mlflow.model_name,
             alias=alias,
-            from_version=current.version if current else None,
-            to_version=version,
+            from_version=str(current.version) if current else None,
+            to_version=str(version),
             reason=reason,
             by=by,
         ),
@@ -122,8 +122,8 @@ def move_alias(params: Params, alias: str, version: str, reason: str, by: str) -
 def promote(params: Params, version: str, reason: str, by: str) -> None:
     """Make `version` the champion; the champion it replaces becomes `previous`."""
     current = alias_version(params, CHAMPION)
-    if current is not None and current.version != version:
-        move_alias(params, PREVIOUS, current.version, f"replaced by version {version}", by)
+    if current is not None and str(current.version) != version:
+        move_alias(params, PREVIOUS, str(current.version), f"replaced by version {version}", by)
     move_alias(params, CHAMPION, version, reason, by)
 
 
@@ -146,8 +146,8 @@ def rollback(
         previous = alias_version(params, PREVIOUS)
         if previous is None:
             raise RegistryError("no `previous` alias: name the version with --to VERSION")
-        to_version = previous.version
-    if to_version == champion.version:
+        to_version = str(previous.version)
+    if to_version == str(champion.version):
         raise RegistryError(f"version {to_version} is already the champion")
     target = get_version(params, to_version)
     target_hash = target.tags.get("test_set_hash", "")
@@ -158,9 +158,9 @@ def rollback(
             "use --force to roll back anyway"
         )
     by = getpass.getuser()
-    move_alias(params, PREVIOUS, champion.version, f"rolled back: {reason}", by)
+    move_alias(params, PREVIOUS, str(champion.version), f"rolled back: {reason}", by)
     move_alias(params, CHAMPION, to_version, f"rollback: {reason}", by)
-    return champion.version, to_version
+    return str(champion.version), to_version
 
 
 def get_version(params: Params, version: str) -> ModelVersion:
@@ -183,9 +183,18 @@ def versions(params: Params) -> list[ModelVersion]:
     return sorted(found, key=lambda v: int(v.version))
 
 
-def trained_data_versions(params: Params) -> set[int]:
-    """Dataset versions that already have a registered model."""
-    return {int(v.tags["data_version"]) for v in versions(params) if "data_version" in v.tags}
+def aliases(params: Params) -> dict[str, list[str]]:
+    """Model version -> the aliases it holds."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client(params).get_registered_model(params.mlflow.model_name)
+    except MlflowException:
+        return {}
+    held: dict[str, list[str]] = {}
+    for alias, version in model.aliases.items():
+        held.setdefault(str(version), []).append(alias)
+    return held
 
 
 def run_details(params: Params, run_id: str) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def test_weeks(table: pd.DataFrame, months: int, monday: int) -> list[pd.Timesta
     weeks = []
     for offset in range(months):
         month_start = month + pd.DateOffset(months=offset)
-        first_monday = month_start + pd.Timedelta(days=(7 - month_start.dayofweek) % 7)
+        first_monday = month_start + pd.Timedelta(days=(7 - month_start.day_of_week) % 7)
         weeks.append(first_monday + pd.Timedelta(weeks=monday - 1))
     return weeks
 

@@ -61,14 +61,22 @@ def config_hash(params: Params) -> str:
 
 
 def due_versions(record: DatasetRecord, params: Params, trained: set[tuple[int, str]]) -> list[int]:
-    """Dataset versions the cadence asks for that have no model for this configuration yet."""
+    """Dataset versions to train on now.
+
+    Replaying history: every `train.every`-th version from `train.first_version` that is newer
+    than any version trained so far. Always: the latest version, unless it already has a model
+    of this configuration. So a new configuration trains one challenger on the latest data,
+    not the whole history again.
+    """
     latest = record.latest
     if latest is None or latest.version < params.train.first_version:
         return []
+    newest_trained = max((version for version, _ in trained), default=0)
     first, every = params.train.first_version, params.train.every
-    wanted = set(range(first, latest.version + 1, every)) | {latest.version}
-    fingerprint = config_hash(params)
-    return sorted(v for v in wanted if (v, fingerprint) not in trained)
+    wanted = {v for v in range(first, latest.version + 1, every) if v > newest_trained}
+    if (latest.version, config_hash(params)) not in trained:
+        wanted.add(latest.version)
+    return sorted(wanted)
 
 
 def read_version(params: Params, version: VersionRecord) -> pd.DataFrame:
@@ -387,9 +395,10 @@ def lineage(params: Params, version: str) -> str:
     data_version = int(tags.get("data_version", "0"))
     record = Catalog(params.catalog_dir).load(params.dataset.name)
     data = record.version(data_version) if data_version else None
+    held = registry.aliases(params).get(version, [])
     lines = [
         f"model {params.mlflow.model_name} version {version}"
-        + (f"  [aliases: {', '.join(model.aliases)}]" if model.aliases else ""),
+        + (f"  [aliases: {', '.join(held)}]" if held else ""),
         f"  run:         {model.run_id} (trained by {tags.get('trained_by', '?')})",
         f"  code:        git {tags.get('git_commit', 'unknown')}, config {tags.get('config_hash')}",
     ]
@@ -416,7 +425,7 @@ def lineage(params: Params, version: str) -> str:
         ("test_persistence", "persistence"),
     ):
         lines.append(
-            f"  {label + ':':<13}rmse {metrics.get(prefix + '_rmse', float('nan')):.4f}  "
+            f"  {label + ':':<16}rmse {metrics.get(prefix + '_rmse', float('nan')):.4f}  "
             f"mae {metrics.get(prefix + '_mae', float('nan')):.4f}  "
             f"wape {metrics.get(prefix + '_wape', float('nan')):.4f}"
         )

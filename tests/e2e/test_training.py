@@ -1,0 +1,98 @@
+"""The model lifecycle through `dvc repro` and the CLI, with a real MLflow store, on the first
+four months of real data (two test weeks, so it fits in a small workspace)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from powerops import registry, testset
+from powerops.config import load_params
+from tests.conftest import make_workspace, run
+
+
+def set_params(workspace: Path, **sections: dict[str, object]) -> None:
+    path = workspace / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in sections.items():
+        for key, value in values.items():
+            target = params[section]
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                target = target[parent]
+            target[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def small(tmp_path: Path, real_source_csv: Path) -> Path:
+    workspace = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
+    set_params(
+        workspace,
+        test_set={"months": 2},
+        train={"first_version": 3, "every": 1, "backtest_months": 1},
+        gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
+    )
+    return workspace
+
+
+def test_lifecycle_gate_crippled_challenger_rollback_and_lineage(small: Path) -> None:
+    out = run(["dvc", "repro"], small)
+    assert "data v3 -> model v1" in out.stdout and "data v4 -> model v2" in out.stdout
+    params = load_params(small / "params.yaml")
+    manifest = testset.load_manifest(params)
+    assert manifest is not None and manifest.weeks == ["2007-01-08", "2007-02-12"]
+    versions = registry.versions(params)
+    assert {v.tags["test_set_hash"] for v in versions} == {manifest.sha256}
+    champion = registry.alias_version(params, registry.CHAMPION)
+    assert champion is not None
+    assert "Data and pipelines are up to date." in run(["dvc", "repro"], small).stdout
+
+    # A crippled challenger, set through params: registered, never promoted.
+    set_params(
+        small, train={"estimator_params.max_iter": 1, "estimator_params.learning_rate": 0.01}
+    )
+    crippled = run(["dvc", "repro"], small)
+    assert "data v4 -> model v3" in crippled.stdout and "not promoted" in crippled.stdout
+    assert "FAIL: wape" in crippled.stdout
+    after = registry.alias_version(params, registry.CHAMPION)
+    assert after is not None and after.version == champion.version
+    assert registry.get_version(params, "3").tags["gate"] == "not promoted"
+
+    # Roll back to the other good version; the move is in the audit log.
+    other = "1" if str(champion.version) == "2" else "2"
+    run(["powerops", "model", "rollback", "--to", other, "--reason", "spiky forecasts"], small)
+    rolled = registry.alias_version(params, registry.CHAMPION)
+    assert rolled is not None and str(rolled.version) == other
+    previous = registry.alias_version(params, registry.PREVIOUS)
+    assert previous is not None and str(previous.version) == str(champion.version)
+    audit = [json.loads(line) for line in registry.audit_path(params).read_text().splitlines()]
+    assert audit[-1]["alias"] == "champion" and audit[-1]["to_version"] == other
+    assert audit[-1]["reason"] == "rollback: spiky forecasts"
+
+    # Lineage of the champion.
+    shown = run(["powerops", "model", "show", other], small).stdout
+    data_version = registry.get_version(params, other).tags["data_version"]
+    for expected in (
+        f"data:        household_power@{data_version}",
+        f"sha256 {manifest.sha256} (the current one)",
+        "code:        git ",
+        "batches passed `raw_batch`",
+        "seasonal naive:",
+        "persistence:",
+        "backtest:    wape",
+        "rollback: spiky forecasts",
+        f"restore its training data:  powerops data checkout {data_version}",
+    ):
+        assert expected in shown, expected
+
+    # A new pinned test set makes old scores incomparable: rollback to them needs --force.
+    set_params(small, test_set={"monday": 3})
+    run(["powerops", "testset", "replace", "--reason", "third Mondays"], small)
+    refused = run(["powerops", "model", "rollback", "--reason", "again"], small, check=False)
+    assert refused.returncode == 1 and "not comparable" in refused.stderr
+    run(["powerops", "model", "rollback", "--reason", "again", "--force"], small)
+    assert registry.get_version(params, "1").tags["scores_comparable"].startswith("no:")
