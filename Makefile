@@ -7,8 +7,12 @@ UV_VERSION := 0.13.8
 # dvc.yaml's stage commands call `powerops`: the environment's bin comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
+# No usage data leaves the machine (MLflow, Great Expectations).
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test lint typecheck bench-ingest bench-validate lock clean-venv
+.PHONY: demo test lint typecheck bench-ingest bench-validate bench-train lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -24,6 +28,8 @@ demo: $(VENV)/.installed
 	$(BIN)/dvc push --quiet
 	$(BIN)/powerops catalog list
 	$(BIN)/powerops catalog show household_power
+	$(BIN)/powerops testset show
+	$(BIN)/powerops model list
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
@@ -40,6 +46,9 @@ bench-ingest: $(VENV)/.installed
 
 bench-validate: $(VENV)/.installed
 	$(BIN)/python bench/validate.py
+
+bench-train: $(VENV)/.installed
+	$(BIN)/python bench/train.py
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:

@@ -17,6 +17,15 @@ import yaml
 
 from powerops.config import Params, load_params
 
+# No usage data leaves the machine from in-process MLflow, Great Expectations or DVC either.
+for _name, _value in (
+    ("MLFLOW_DISABLE_TELEMETRY", "true"),
+    ("DO_NOT_TRACK", "true"),
+    ("GX_ANALYTICS_ENABLED", "False"),
+    ("DVC_NO_ANALYTICS", "1"),
+):
+    os.environ.setdefault(_name, _value)
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Files a workspace needs: the pipeline definition, its configuration and the code DVC hashes.
@@ -39,6 +48,9 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "GX_ANALYTICS_ENABLED": "False",
     }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:

@@ -9,7 +9,7 @@ import yaml
 from powerops.catalog import Catalog
 from powerops.config import load_params
 from powerops.datasets import content_hash, manifest
-from tests.conftest import run
+from tests.conftest import make_workspace, run
 
 
 def set_through(workspace: Path, month: str) -> None:
@@ -108,14 +108,16 @@ def test_catalog_commands(workspace: Path) -> None:
     assert "byte-identical" in helps
 
 
-def test_repro_stops_on_a_bad_month_until_it_is_decided(workspace: Path, tmp_path: Path) -> None:
+def test_repro_stops_on_a_bad_month_until_it_is_decided(
+    real_source_csv: Path, tmp_path: Path
+) -> None:
     # The feed delivers February 2007 with the meter reporting watts instead of kilowatts.
-    params = load_params(workspace / "params.yaml")
-    source = params.source_path()
-    frame = pd.read_csv(source)
+    frame = pd.read_csv(real_source_csv)
     february = frame["date_time"].str.startswith("2007-02")
     frame.loc[february, "Global_active_power"] *= 1000
-    frame.to_csv(source, index=False)
+    frame.to_csv(tmp_path / "feed.csv", index=False)
+    workspace = make_workspace(tmp_path / "ws", tmp_path / "feed.csv", through="2007-03")
+    params = load_params(workspace / "params.yaml")
 
     failed = run(["dvc", "repro"], workspace, check=False)
     assert failed.returncode != 0
