@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from powerops import alerts, dvcstore
 from powerops.catalog import BatchRef, Catalog, CatalogError, DatasetRecord, VersionRecord
@@ -170,17 +170,36 @@ def _record_verdict(
     save_verdict(params.validation_dir, verdict)
     if not report.success:
         Quarantine(params.quarantine_dir).admit(month, path, raw_sha256, report)
-        alerts.emit(
-            alerts.Alert(
-                key=f"validation/{params.validation.raw_suite}/{month}",
-                severity="critical",
-                source="validate",
-                summary=f"batch {month} failed validation and is quarantined "
-                f"({len(report.failures)} expectation(s) failed)",
-                details=report.summary(),
-            ),
+        _batch_alert(
             params,
+            month,
+            "validate",
+            f"batch {month} failed validation and is quarantined "
+            f"({len(report.failures)} expectation(s) failed)",
+            details=report.summary(),
         )
+
+
+def _batch_alert(
+    params: Params,
+    month: str,
+    source: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    resolved: bool = False,
+) -> None:
+    """The alert of one batch's validation: firing when it fails, resolved when decided."""
+    alerts.emit(
+        alerts.Alert(
+            key=f"validation/{params.validation.raw_suite}/{month}",
+            severity="info" if resolved else "critical",
+            source=source,
+            summary=summary,
+            details=details or {},
+            status="resolved" if resolved else "firing",
+        ),
+        params,
+    )
 
 
 def validate(
@@ -246,16 +265,13 @@ def revalidate(params: Params, month: Month, now: datetime | None = None) -> Val
     if not report.success:
         raise ValidationFailedError(report.message())
     quarantine.set_status(str(month), "released", f"passed `{report.suite}` after a fix")
-    alerts.emit(
-        alerts.Alert(
-            key=f"validation/{params.validation.raw_suite}/{month}",
-            severity="info",
-            source="revalidate",
-            summary=f"batch {month} passed after a fix",
-            status="resolved",
-            details=report.summary(),
-        ),
+    _batch_alert(
         params,
+        str(month),
+        "revalidate",
+        f"batch {month} passed after a fix",
+        details=report.summary(),
+        resolved=True,
     )
     return report
 
@@ -263,16 +279,7 @@ def revalidate(params: Params, month: Month, now: datetime | None = None) -> Val
 def reject(params: Params, month: Month, reason: str) -> None:
     """Reject a quarantined batch for good: it never enters the dataset and stops blocking."""
     Quarantine(params.quarantine_dir).set_status(str(month), "rejected", reason)
-    alerts.emit(
-        alerts.Alert(
-            key=f"validation/{params.validation.raw_suite}/{month}",
-            severity="info",
-            source="reject",
-            summary=f"batch {month} rejected: {reason}",
-            status="resolved",
-        ),
-        params,
-    )
+    _batch_alert(params, str(month), "reject", f"batch {month} rejected: {reason}", resolved=True)
 
 
 def publish(

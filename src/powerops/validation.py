@@ -268,9 +268,16 @@ def validate_frame(
     parameters = suite_parameters(params, month, now)
     derived = params.validation.derived_columns
     run, page = run_suite(frame, params, suite_name, parameters, str(month), now, derived)
+    return _report(run, page, suite_name, str(month), file_sha256, now)
+
+
+def _report(
+    run: Any, page: str | None, suite: str, batch: str, file_sha256: str, now: datetime
+) -> ValidationReport:
+    """A GE validation result, in the words and shape powerops keeps."""
     return ValidationReport(
-        suite=suite_name,
-        batch=str(month),
+        suite=suite,
+        batch=batch,
         file_sha256=file_sha256,
         success=bool(run.success),
         evaluated=len(run.results),
@@ -314,16 +321,7 @@ def validate_table(
     }
     suite = params.table.suite
     run, page = run_suite(table, params, suite, parameters, name, now)
-    return ValidationReport(
-        suite=suite,
-        batch=name,
-        file_sha256="",
-        success=bool(run.success),
-        evaluated=len(run.results),
-        failures=[_failure(item) for item in run.results if not item.success],
-        validated_at=now.isoformat(timespec="seconds"),
-        data_docs=page,
-    )
+    return _report(run, page, suite, name, "", now)
 
 
 def _failure(item: Any) -> Failure:
