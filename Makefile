@@ -32,8 +32,8 @@ demo: $(VENV)/.installed
 	$(BIN)/powerops model list
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench dags
+	$(BIN)/ruff format --check src tests bench dags
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

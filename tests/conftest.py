@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,13 @@ for _name, _value in (
 ):
     os.environ.setdefault(_name, _value)
 
+# Airflow reads AIRFLOW_HOME once, at import: point it at a throwaway folder for the whole
+# session so no test touches a user's ~/airflow.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="powerops-test-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Files a workspace needs: the pipeline definition, its configuration and the code DVC hashes.
@@ -37,15 +46,19 @@ WORKSPACE_FILES = [
     ".dvc/.gitignore",
     "src",
     "expectations",
+    "dags",
 ]
 # The first months of the real UCI data, December 2006 (a partial month) to March 2007.
 SMALL_SOURCE_END = "2007-04-01"
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a command with the project's environment first on PATH, capturing its output."""
     env = {
         **os.environ,
+        **(env or {}),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -1,0 +1,55 @@
+"""Shared pieces of the powerops DAGs: where the workspace is, retries, the failure notifier.
+
+Only the standard library and airflow.sdk are imported here; powerops itself is imported
+inside task callables, so parsing a DAG file stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+# The repository the DAGs run in: params.yaml, dvc.yaml and the data live there.
+WORKSPACE = Path(os.environ.get("POWEROPS_WORKSPACE", Path(__file__).resolve().parents[1]))
+# Tasks that change the workspace run one at a time: DVC's lock allows one writer.
+WORKSPACE_POOL = "powerops_workspace"
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "powerops",
+    # Transient faults (MLflow unreachable, a locked DVC repository) get retried with backoff;
+    # data-quality failures raise AirflowFailException and are never retried.
+    "retries": 2,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=5),
+}
+
+
+def params() -> Any:
+    """The workspace's validated params.yaml."""
+    from powerops.config import load_params
+
+    return load_params(WORKSPACE / "params.yaml")
+
+
+class PowerOpsAlertNotifier(BaseNotifier):
+    """Sends a task failure through powerops' one alerting interface (JSONL log + webhook)."""
+
+    def notify(self, context: Any) -> None:
+        from powerops import alerts
+
+        ti = context["ti"]
+        alerts.emit(
+            alerts.Alert(
+                key=f"airflow/{ti.dag_id}/{ti.task_id}",
+                severity="critical",
+                source="airflow",
+                summary=f"{ti.dag_id}.{ti.task_id} failed (run {context['run_id']})",
+                details={"exception": str(context.get("exception", ""))[:2000]},
+            ),
+            params(),
+        )
