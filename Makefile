@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo test lint typecheck bench-ingest bench-validate bench-train lock clean-venv
+.PHONY: demo up down test lint typecheck bench-ingest bench-validate bench-train lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -30,6 +30,13 @@ demo: $(VENV)/.installed
 	$(BIN)/powerops catalog show household_power
 	$(BIN)/powerops testset show
 	$(BIN)/powerops model list
+
+# The UIs: Airflow on 127.0.0.1:8080 and MLflow on 127.0.0.1:5000. `make down` stops them.
+up: $(VENV)/.installed
+	$(BIN)/powerops up
+
+down: $(VENV)/.installed
+	$(BIN)/powerops down
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench dags

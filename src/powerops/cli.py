@@ -30,6 +30,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
     from powerops.quarantine import QuarantineError
     from powerops.registry import RegistryError
     from powerops.source import SourceError
+    from powerops.stack import StackError
     from powerops.stages import BatchConflictError, ValidationFailedError
     from powerops.testset import TestSetError
     from powerops.training import TrainingError
@@ -47,6 +48,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
         RegistryError,
         TestSetError,
         TrainingError,
+        StackError,
     )
 
 
@@ -233,6 +235,23 @@ def cmd_model_rollback(params: Params, args: argparse.Namespace) -> int:
     current = manifest.sha256 if manifest else ""
     old, new = registry.rollback(params, args.reason, args.to, current, force=args.force)
     print(f"champion rolled back from version {old} to version {new}: {args.reason}")
+    return 0
+
+
+def cmd_up(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stack
+
+    started = stack.up(params, args.airflow_port, args.mlflow_port)
+    print(f"Airflow  {started.airflow_url}  (user admin; password in {started.password_file})")
+    print(f"MLflow   {started.mlflow_url}")
+    print("logs in .run/logs/; `make down` stops both")
+    return 0
+
+
+def cmd_down(params: Params, args: argparse.Namespace) -> int:
+    from powerops import stack
+
+    print("stopped the stack" if stack.down(params) else "the stack is not running")
     return 0
 
 
@@ -484,6 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
     m_back.add_argument(
         "--force", action="store_true", help="allow a version scored on another pinned test set"
     )
+
+    up = add(commands, "up", cmd_up, "start Airflow and the MLflow UI on 127.0.0.1 (`make up`)")
+    up.add_argument("--airflow-port", type=int, help="default: stack.airflow_port")
+    up.add_argument("--mlflow-port", type=int, help="default: stack.mlflow_port")
+    add(commands, "down", cmd_down, "stop every process `up` started (`make down`)")
 
     quarantine = commands.add_parser(
         "quarantine",

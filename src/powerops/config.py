@@ -175,6 +175,14 @@ class MlflowConfig(_Strict):
     model_name: str = "household_power_forecaster"
 
 
+class StackConfig(_Strict):
+    """`make up`: the embedded Airflow and MLflow UIs on 127.0.0.1."""
+
+    airflow_port: int = Field(default=8080, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    parallelism: int = Field(default=4, ge=1, le=32)
+
+
 class AlertsConfig(_Strict):
     """The one alerting interface: a JSONL log, plus an optional webhook."""
 
@@ -209,6 +217,7 @@ class Params(_Strict):
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    stack: StackConfig = StackConfig()
     alerts: AlertsConfig = AlertsConfig()
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.

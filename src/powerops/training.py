@@ -348,7 +348,11 @@ def train(
     """Train every dataset version the cadence asks for (or exactly `data_version`)."""
     # The stage's DVC output exists even before the first year of data allows a test set.
     params.test_set_dir.mkdir(parents=True, exist_ok=True)
-    record = Catalog(params.catalog_dir).load(params.dataset.name)
+    catalog = Catalog(params.catalog_dir)
+    if not catalog.exists(params.dataset.name):
+        log.info("no version of %s published yet: nothing to train", params.dataset.name)
+        return []
+    record = catalog.load(params.dataset.name)
     if data_version is not None:
         chosen = [record.version(data_version)]
     else:
