@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo up down test lint typecheck bench-ingest bench-validate bench-train lock clean-venv
+.PHONY: demo demo-dvc up down test lint typecheck bench-ingest bench-validate bench-train lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -22,11 +22,16 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps --compile-bytecode -e .
 	@touch $@
 
-# For now: ingest and publish the first 24 months with `dvc repro`, then print the catalog.
+# Replay the months in params.yaml through the Airflow DAGs (dag.test, embedded SQLite), then
+# print the catalog and the summary.
 demo: $(VENV)/.installed
+	$(BIN)/python scripts/airflow_demo.py
+	$(BIN)/powerops catalog show household_power
+
+# The same pipeline through `dvc repro` instead of Airflow.
+demo-dvc: $(VENV)/.installed
 	$(BIN)/dvc repro
 	$(BIN)/dvc push --quiet
-	$(BIN)/powerops catalog list
 	$(BIN)/powerops catalog show household_power
 	$(BIN)/powerops testset show
 	$(BIN)/powerops model list
@@ -39,8 +44,8 @@ down: $(VENV)/.installed
 	$(BIN)/powerops down
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench dags
-	$(BIN)/ruff format --check src tests bench dags
+	$(BIN)/ruff check src tests bench dags scripts
+	$(BIN)/ruff format --check src tests bench dags scripts
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

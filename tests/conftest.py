@@ -47,6 +47,7 @@ WORKSPACE_FILES = [
     "src",
     "expectations",
     "dags",
+    "scripts",
 ]
 # The first months of the real UCI data, December 2006 (a partial month) to March 2007.
 SMALL_SOURCE_END = "2007-04-01"
