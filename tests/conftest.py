@@ -153,3 +153,30 @@ def minute_frame() -> Callable[[str, str], pd.DataFrame]:
         )
 
     return build
+
+
+def set_params(workspace: Path, **sections: dict[str, object]) -> None:
+    """Override keys of a workspace's params.yaml; a dotted key reaches a nested value."""
+    path = workspace / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in sections.items():
+        for key, value in values.items():
+            target = params[section]
+            *parents, leaf = key.split(".")
+            for parent in parents:
+                target = target[parent]
+            target[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture
+def training_workspace(tmp_path: Path, real_source_csv: Path) -> Path:
+    """Four real months, a two-week pinned test set and a cadence that trains from version 3."""
+    workspace = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
+    set_params(
+        workspace,
+        test_set={"months": 2},
+        train={"first_version": 3, "every": 1, "backtest_months": 1},
+        gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
+    )
+    return workspace

@@ -5,20 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.conftest import make_workspace, run
-from tests.e2e.test_training import set_params
+from tests.conftest import run
 
 
-def test_demo_replays_months_through_airflow_and_summarises(
-    real_source_csv: Path, tmp_path: Path
-) -> None:
-    workspace = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
-    set_params(
-        workspace,
-        test_set={"months": 2},
-        train={"first_version": 3, "every": 1, "backtest_months": 1},
-        gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
-    )
+def test_demo_replays_months_through_airflow_and_summarises(training_workspace: Path) -> None:
+    workspace = training_workspace
     out = run([sys.executable, "scripts/airflow_demo.py"], workspace).stdout
     for month in ("2006-12", "2007-01", "2007-02", "2007-03"):
         assert f"power_ingest {month}: success" in out

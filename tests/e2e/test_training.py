@@ -6,40 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import yaml
-
 from powerops import registry, testset
 from powerops.config import load_params
-from tests.conftest import make_workspace, run
+from tests.conftest import run, set_params
 
 
-def set_params(workspace: Path, **sections: dict[str, object]) -> None:
-    path = workspace / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in sections.items():
-        for key, value in values.items():
-            target = params[section]
-            *parents, leaf = key.split(".")
-            for parent in parents:
-                target = target[parent]
-            target[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture
-def small(tmp_path: Path, real_source_csv: Path) -> Path:
-    workspace = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
-    set_params(
-        workspace,
-        test_set={"months": 2},
-        train={"first_version": 3, "every": 1, "backtest_months": 1},
-        gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
-    )
-    return workspace
-
-
-def test_lifecycle_gate_crippled_challenger_rollback_and_lineage(small: Path) -> None:
+def test_lifecycle_gate_crippled_challenger_rollback_and_lineage(training_workspace: Path) -> None:
+    small = training_workspace
     out = run(["dvc", "repro"], small)
     assert "data v3 -> model v1" in out.stdout and "data v4 -> model v2" in out.stdout
     params = load_params(small / "params.yaml")
