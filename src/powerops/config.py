@@ -156,6 +156,8 @@ class TrainConfig(_Strict):
     first_version: int = Field(default=13, ge=1)
     every: int = Field(default=3, ge=1)
     backtest_months: int = Field(default=2, ge=1)
+    # OpenMP/BLAS threads per training (see powerops.training.compute_threads).
+    threads: int = Field(default=1, ge=1)
 
 
 class GateConfig(_Strict):

@@ -70,3 +70,17 @@ def test_a_new_configuration_trains_one_challenger_on_the_latest_version() -> No
     )
     assert config_hash(crippled) != config_hash(PARAMS)
     assert due_versions(record(24), crippled, trained) == [24]
+
+
+def test_training_caps_openmp_threads_at_the_configured_number() -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor  # loads OpenMP
+    from threadpoolctl import threadpool_info
+
+    from powerops.training import compute_threads
+
+    assert HistGradientBoostingRegressor is not None
+    two = PARAMS.model_copy(update={"train": PARAMS.train.model_copy(update={"threads": 2})})
+    for params, expected in ((PARAMS, 1), (two, 2)):
+        with compute_threads(params):
+            openmp = [p for p in threadpool_info() if p["user_api"] == "openmp"]
+            assert openmp and all(p["num_threads"] == expected for p in openmp)
