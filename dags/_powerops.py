@@ -11,12 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import Asset, BaseNotifier
 
 # The repository the DAGs run in: params.yaml, dvc.yaml and the data live there.
 WORKSPACE = Path(os.environ.get("POWEROPS_WORKSPACE", Path(__file__).resolve().parents[1]))
 # Tasks that change the workspace run one at a time: DVC's lock allows one writer.
 WORKSPACE_POOL = "powerops_workspace"
+# Published by power_ingest, scheduling power_train: one definition, so the two cannot drift.
+DATASET = Asset("powerops://datasets/household_power")
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "powerops",

@@ -17,11 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from _powerops import DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
-
-DATASET = Asset("powerops://datasets/household_power")
+from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
 
 
 def _month(context: dict[str, Any]) -> Any:

@@ -15,11 +15,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import dag, task
 
-from _powerops import DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
-
-DATASET = Asset("powerops://datasets/household_power")
+from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
 
 
 @dag(

@@ -91,4 +91,9 @@ def test_workspace_tasks_share_one_pool_and_validate_never_retries(
     assert ingest.get_task("ingest").retries == 2
     assert ingest.catchup
     assert bag.dags["power_train"].get_task("train").pool == "powerops_workspace"
+    # power_train is scheduled on exactly the Asset that power_ingest's publish updates.
+    published = {outlet.uri for outlet in ingest.get_task("publish").outlets}
+    assert published == {
+        asset.uri for asset in bag.dags["power_train"].timetable.asset_condition.objects
+    }
     assert set(bag.dags["power_rollback"].params) == {"to_version", "reason", "force"}
