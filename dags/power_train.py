@@ -1,13 +1,21 @@
 """
 ### power_train
 
-Runs whenever `power_ingest` publishes a new version of the `household_power` Asset.
+Runs whenever `power_ingest` publishes a new version of the `household_power` Asset, and
+trains every dataset version the cadence asks for (`train.first_version`, `train.every`, and
+always the newest), the same steps `powerops train` and `dvc repro` run:
 
-**train** trains, evaluates, gates and registers a model on every dataset version the cadence
-asks for (`powerops train`): the modelling table is checked by the `training_table` suite, the
-model is scored with both baselines on the pinned test set and backtested, the run and model
-version go to MLflow, and the `champion` alias moves only if the gate passes. Declining to
-promote is a successful run.
+1. **build_table**: pick the trainings; build each modelling table and check it with the
+   `training_table` suite; pin the test set if there is none yet;
+2. **train**: fit the Pipeline on every row except the pinned test weeks and what could read them;
+3. **evaluate**: score the model and both baselines on the pinned test set, and backtest it;
+4. **gate**: the promotion rules, against the champion each model would replace;
+5. **register**: log the run and model to MLflow, register the version, and move `champion`
+   only if the gate passed. Declining to promote is a successful run.
+
+Each training keeps its table, model and step records in `data/training/<job>/`; XCom carries
+only job references, hashes and headline metrics. Any task can be cleared and run again: it
+rewrites the same files, and nothing is registered or promoted twice.
 """
 
 from __future__ import annotations
@@ -18,6 +26,12 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
+
+
+def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
+    from powerops.training import Job
+
+    return [Job.from_ref(ref) for ref in refs]
 
 
 @dag(
@@ -32,13 +46,38 @@ from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifi
 )
 def power_train() -> None:
     @task(pool=WORKSPACE_POOL)
-    def train() -> list[dict[str, Any]]:
+    def build_table() -> list[dict[str, Any]]:
         from powerops import training
 
-        results = training.train(params(), by="airflow:power_train")
+        workspace = params()
+        return training.prepare(workspace, training.plan(workspace))
+
+    @task(pool=WORKSPACE_POOL)
+    def train(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from powerops import training
+
+        return training.fit(params(), _jobs(jobs))
+
+    @task(pool=WORKSPACE_POOL)
+    def evaluate(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from powerops import training
+
+        return training.evaluate(params(), _jobs(jobs))
+
+    @task(pool=WORKSPACE_POOL)
+    def gate(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from powerops import training
+
+        return training.decide(params(), _jobs(jobs))
+
+    @task(pool=WORKSPACE_POOL)
+    def register(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from powerops import training
+
+        results = training.register(params(), _jobs(jobs), by="airflow:power_train")
         return [training.summary(result) for result in results]
 
-    train()
+    register(gate(evaluate(train(build_table()))))
 
 
 power_train()

@@ -180,3 +180,54 @@ def training_workspace(tmp_path: Path, real_source_csv: Path) -> Path:
         gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
     )
     return workspace
+
+
+def workspace_state(workspace: Path) -> dict[str, Any]:
+    """What a pipeline run leaves behind that must not change when a step runs again:
+    raw batches, verdicts, quarantine, dataset versions, the DVC remote, the pinned test set,
+    each training's table and decision, the registered model versions, aliases and alias log."""
+    import json
+
+    from powerops import registry
+    from powerops.catalog import Catalog
+    from powerops.storage import sha256_file
+
+    params = load_params(workspace / "params.yaml")
+
+    def files(directory: Path) -> dict[str, str]:
+        if not directory.is_dir():
+            return {}
+        return {
+            str(path.relative_to(directory)): sha256_file(path)
+            for path in sorted(directory.rglob("*"))
+            if path.is_file()
+        }
+
+    catalog = Catalog(params.catalog_dir)
+    name = params.dataset.name
+    versions = catalog.load(name).versions if catalog.exists(name) else []
+    trainings = {}
+    for job in sorted(params.training_dir.glob("*/job.json")):
+        steps = json.loads(job.read_text())
+        trainings[job.parent.name] = {
+            "table": steps["prepare"]["table_sha256"],
+            "metrics": steps.get("evaluate", {}).get("metrics"),
+            "decision": steps.get("decide", {}).get("promote"),
+            "registered": steps.get("register", {}).get("model_version"),
+        }
+    return {
+        "raw": files(params.raw_dir),
+        "verdicts": files(params.validation_dir),
+        "quarantine": files(params.quarantine_dir),
+        "versions": [(v.version, v.content_hash, v.dvc_md5) for v in versions],
+        "dataset": files(params.dataset_dir),
+        "remote": sorted(files(workspace / "dvc-remote")),
+        "test_set": files(params.test_set_dir),
+        "trainings": trainings,
+        "models": [
+            (v.version, v.run_id, v.tags.get("data_version"), v.tags.get("gate"))
+            for v in registry.versions(params)
+        ],
+        "aliases": registry.aliases(params),
+        "alias_log": [(m.alias, m.from_version, m.to_version) for m in registry.audit_log(params)],
+    }

@@ -201,6 +201,7 @@ class PathsConfig(_Strict):
     quarantine: str = "data/quarantine"
     dataset: str = "data/dataset"
     test_set: str = "data/test_set"
+    training: str = "data/training"
     catalog: str = "catalog"
     registry: str = "registry"
     mlflow: str = "mlflow"
@@ -248,6 +249,10 @@ class Params(_Strict):
     @property
     def test_set_dir(self) -> Path:
         return self.resolve(self.paths.test_set)
+
+    @property
+    def training_dir(self) -> Path:
+        return self.resolve(self.paths.training)
 
     @property
     def registry_dir(self) -> Path:

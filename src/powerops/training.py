@@ -1,9 +1,12 @@
-"""Training, evaluation, the promotion gate and registration of one dataset version.
+"""Training, evaluation, the promotion gate and registration of dataset versions.
 
-`train_version` is one pass of the model lifecycle: build and check the modelling table,
-pin (or read) the test set, fit the Pipeline on everything but the test weeks, score it and
-the baselines on the pinned rows, run the rolling-origin backtest, log the run to MLflow,
-register the model version, and move `champion` only if the gate says so.
+One training is a `Job` (a dataset version under one configuration) taken through five steps:
+`prepare` builds and checks the modelling table and pins (or reads) the test set; `fit` fits
+the Pipeline on everything but the test weeks; `evaluate` scores it and the baselines on the
+pinned rows and runs the rolling-origin backtest; `decide` applies the promotion gate; and
+`register` logs the run and model to MLflow, registers the version and moves `champion` only
+if the gate said so. Each step keeps its output in the job's directory (`paths.training`), so
+the steps can run as separate Airflow tasks and any of them can run again.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +27,18 @@ from powerops import dvcstore, forecasting, registry, testset
 from powerops.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.config import Params
 from powerops.datasets import batch_files, content_hash, manifest
+from powerops.storage import (
+    atomic_path,
+    atomic_write_text,
+    parquet_bytes,
+    sha256_bytes,
+    sha256_file,
+)
 from powerops.table import modelling_table
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +210,305 @@ def input_example(
     return rows.tail(params.forecast.lookback + params.forecast.horizon).reset_index(drop=True)
 
 
-def train_version(params: Params, version: VersionRecord, by: str) -> TrainResult:
-    """Train, evaluate, gate and register a model on one dataset version."""
+# --- The training steps ----------------------------------------------------------------------
+# `train` runs plan -> prepare -> fit -> evaluate -> decide -> register in one process (the CLI
+# and `dvc repro`); power_train runs each step as its own Airflow task. A step takes the jobs,
+# reads what the step before wrote in each job's directory, writes its own output there
+# atomically, and returns small dicts (XCom-sized). Running a step again gives the same state.
+
+TABLE_FILE = "table.parquet"
+MODEL_FILE = "model.pkl"
+RECORD_FILE = "job.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """The training of one dataset version under one configuration, staged in a directory."""
+
+    data_version: int
+    config_hash: str
+
+    @property
+    def name(self) -> str:
+        return f"v{self.data_version:04d}-{self.config_hash}"
+
+    def directory(self, params: Params) -> Path:
+        return params.training_dir / self.name
+
+    def ref(self) -> dict[str, Any]:
+        """What XCom carries between tasks to identify the job."""
+        return {"data_version": self.data_version, "config_hash": self.config_hash}
+
+    @classmethod
+    def from_ref(cls, ref: dict[str, Any]) -> Job:
+        return cls(int(ref["data_version"]), str(ref["config_hash"]))
+
+
+def _record(params: Params, job: Job) -> dict[str, Any]:
+    path = job.directory(params) / RECORD_FILE
+    if not path.is_file():
+        raise TrainingError(f"training {job.name} has no {path}: run its earlier steps first")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _save(params: Params, job: Job, step: str, values: dict[str, Any]) -> None:
+    """Record a step's outcome in the job's record, replacing an earlier run of the step."""
+    path = job.directory(params) / RECORD_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record[step] = values
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
+
+
+def _step(params: Params, job: Job, needs: str) -> dict[str, Any]:
+    """The job's record, checked to come from this configuration and to hold step `needs`."""
+    if config_hash(params) != job.config_hash:
+        raise TrainingError(
+            f"training {job.name} started under config {job.config_hash}, params.yaml now gives "
+            f"{config_hash(params)}: start a new training instead of resuming this one"
+        )
+    record = _record(params, job)
+    if needs not in record:
+        raise TrainingError(f"training {job.name} has no `{needs}` step yet: run it first")
+    return record
+
+
+def _registered(params: Params) -> dict[tuple[int, str], ModelVersion]:
+    """Registered model versions by (data version, config hash): what is trained already."""
+    return {
+        (int(v.tags["data_version"]), v.tags.get("config_hash", "")): v
+        for v in registry.versions(params)
+        if "data_version" in v.tags
+    }
+
+
+def plan(params: Params, data_version: int | None = None) -> list[Job]:
+    """The trainings to run now: exactly `data_version`, or what the cadence asks for."""
+    # The stage's DVC output exists even before the first year of data allows a test set.
+    params.test_set_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(params.catalog_dir)
+    if not catalog.exists(params.dataset.name):
+        log.info("no version of %s published yet: nothing to train", params.dataset.name)
+        return []
+    record = catalog.load(params.dataset.name)
+    if data_version is not None:
+        chosen = [record.version(data_version).version]
+    else:
+        chosen = due_versions(record, params, set(_registered(params)))
+    return [Job(version, config_hash(params)) for version in chosen]
+
+
+def _load_table(params: Params, job: Job, record: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    path = job.directory(params) / TABLE_FILE
+    if not path.is_file() or sha256_file(path) != record["prepare"]["table_sha256"]:
+        raise TrainingError(f"{path} is missing or changed since `prepare`: run it again")
+    return pd.read_parquet(path)
+
+
+def _load_test_set(
+    params: Params, record: dict[str, Any]
+) -> tuple[pd.DataFrame, testset.TestSetManifest]:
+    frame, manifest = testset.load(params)
+    if manifest.sha256 != record["prepare"]["test_set_hash"]:
+        raise TrainingError(
+            f"the pinned test set changed during this training (was "
+            f"{record['prepare']['test_set_hash'][:12]}, now {manifest.sha256[:12]}): start anew"
+        )
+    return frame, manifest
+
+
+def _load_model(params: Params, job: Job, record: dict[str, Any]) -> Any:
+    path = job.directory(params) / MODEL_FILE
+    if not path.is_file() or sha256_file(path) != record["fit"]["model_sha256"]:
+        raise TrainingError(f"{path} is missing or changed since `fit`: run it again")
+    # Our own file, written by `fit` and checked against its recorded hash just above.
+    return pickle.loads(path.read_bytes())
+
+
+def prepare(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Build and check each job's modelling table; pin the test set if there is none yet."""
+    catalog = Catalog(params.catalog_dir).load(params.dataset.name)
+    out = []
+    for job in jobs:
+        started = time.perf_counter()
+        version = catalog.version(job.data_version)
+        name = f"{params.dataset.name}@{version.version}"
+        table = build_table(params, read_version(params, version), name)
+        if testset.load_manifest(params) is None:
+            pinned = testset.pin(table, params, datetime.now(UTC).isoformat(timespec="seconds"))
+            log.info("pinned the test set: %d target rows, %s", pinned.target_rows, pinned.sha256)
+        _, manifest = testset.load(params)
+        rows = testset.training_mask(table["timestamp"], manifest, params)
+        testset.assert_no_overlap(table.loc[rows, "timestamp"], manifest, params)
+        data = parquet_bytes(table)
+        digest = sha256_bytes(data)
+        job.directory(params).mkdir(parents=True, exist_ok=True)
+        with atomic_path(job.directory(params) / TABLE_FILE) as tmp:
+            tmp.write_bytes(data)
+        values = {
+            "data_version": version.version,
+            "data_content_hash": version.content_hash,
+            "data_dvc_md5": version.dvc_md5,
+            "table_sha256": digest,
+            "table_rows": len(table),
+            "train_rows": int(rows.sum()),
+            "test_set_hash": manifest.sha256,
+            "test_set_version": manifest.version,
+            "seconds": time.perf_counter() - started,
+        }
+        _save(params, job, "prepare", values)
+        out.append(job.ref() | {"table_sha256": digest[:16]})
+    return out
+
+
+def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Fit the Pipeline on each table's training rows (no test week, nor anything reading one)."""
+    out = []
+    with compute_threads(params):
+        for job in jobs:
+            record = _step(params, job, "prepare")
+            started = time.perf_counter()
+            table = _load_table(params, job, record)
+            _, manifest = _load_test_set(params, record)
+            rows = testset.training_mask(table["timestamp"], manifest, params)
+            pipeline = forecasting.fit(forecasting.make_pipeline(params), table, rows)
+            data = pickle.dumps(pipeline, protocol=5)
+            with atomic_path(job.directory(params) / MODEL_FILE) as tmp:
+                tmp.write_bytes(data)
+            digest = sha256_bytes(data)
+            _save(
+                params,
+                job,
+                "fit",
+                {"model_sha256": digest, "seconds": time.perf_counter() - started},
+            )
+            out.append(job.ref() | {"model_sha256": digest[:16]})
+    return out
+
+
+def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Score each model and both baselines on the pinned test set, and backtest it."""
+    import numpy as np
+
+    out = []
+    with compute_threads(params):
+        for job in jobs:
+            record = _step(params, job, "fit")
+            started = time.perf_counter()
+            table = _load_table(params, job, record)
+            test_frame, manifest = _load_test_set(params, record)
+            evaluation = forecasting.evaluate(_load_model(params, job, record), test_frame, params)
+            rows = testset.training_mask(table["timestamp"], manifest, params)
+            steps, cutoff = forecasting.backtest(table, rows, params)
+            metrics = evaluation.flat() | {
+                "backtest_mae": float(steps["mae"].mean()),
+                "backtest_wape": float(np.average(steps["wape"], weights=steps["origins"])),
+                **{
+                    f"backtest_mae_step_{int(step):02d}": float(mae)
+                    for step, mae in zip(steps["step"], steps["mae"], strict=True)
+                },
+            }
+            values = {
+                "evaluation": asdict(evaluation),
+                "metrics": metrics,
+                "backtest": {"cutoff": cutoff, "steps": steps.to_dict(orient="records")},
+                "seconds": time.perf_counter() - started,
+            }
+            _save(params, job, "evaluate", values)
+            out.append(job.ref() | _headline(metrics))
+    return out
+
+
+def decide(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """The promotion gate, job by job in order: each is judged against the champion it would
+    replace, which is the previous job's model if that one passed.
+
+    A job already registered keeps the verdict it was registered with, so deciding again after
+    `register` (an Airflow task cleared and re-run) changes nothing.
+    """
+    out = []
+    registered = _registered(params)
+    with compute_threads(params):
+        champion: forecasting.Evaluation | None = None
+        champion_known = False
+        for job in jobs:
+            record = _step(params, job, "evaluate")
+            started = time.perf_counter()
+            challenger = forecasting.Evaluation(**record["evaluate"]["evaluation"])
+            existing = registered.get((job.data_version, job.config_hash))
+            if existing is not None:
+                promote = existing.tags.get("gate") == "promoted"
+                verdict = json.loads(existing.tags.get("gate_reasons", "[]"))
+            else:
+                if not champion_known:
+                    test_frame, manifest = _load_test_set(params, record)
+                    champion = champion_evaluation(params, test_frame, manifest.sha256)
+                    champion_known = True
+                promote, verdict = gate(params, challenger, champion)
+            if promote:
+                champion, champion_known = challenger, True
+            values = {
+                "promote": promote,
+                "verdict": verdict,
+                "seconds": time.perf_counter() - started,
+            }
+            _save(params, job, "decide", values)
+            out.append(job.ref() | {"promote": promote})
+    return out
+
+
+def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
+    """Log each job's run and model to MLflow, register it, and promote it if the gate said so.
+
+    A job already registered is not registered twice, and a version is promoted only if it never
+    was the champion: running this again leaves the registry and the alias log as they are.
+    """
+    results = []
+    registered = _registered(params)
+    for job in jobs:
+        record = _step(params, job, "decide")
+        started = time.perf_counter()
+        decision = record["decide"]
+        version = registered.get((job.data_version, job.config_hash))
+        if version is None:
+            version = _log_and_register(params, job, record, by)
+        number = str(version.version)
+        ever_champion = any(
+            move.alias == registry.CHAMPION and move.to_version == number
+            for move in registry.audit_log(params)
+        )
+        if decision["promote"] and not ever_champion:
+            registry.promote(params, number, "gate passed: " + "; ".join(decision["verdict"]), by)
+        log.info(
+            "%s@%d: model version %s %s (%s)",
+            params.dataset.name,
+            job.data_version,
+            number,
+            "promoted to champion" if decision["promote"] else "not promoted",
+            "; ".join(decision["verdict"]),
+        )
+        _save(params, job, "register", {"model_version": number, "run_id": version.run_id})
+        seconds = {step: record[step]["seconds"] for step in ("prepare", "fit", "evaluate")}
+        results.append(
+            TrainResult(
+                data_version=job.data_version,
+                model_version=number,
+                run_id=str(version.run_id),
+                test_set_hash=record["prepare"]["test_set_hash"],
+                metrics=record["evaluate"]["metrics"],
+                promoted=decision["promote"],
+                verdict=decision["verdict"],
+                seconds=seconds
+                | {"decide": decision["seconds"], "register": time.perf_counter() - started},
+            )
+        )
+    return results
+
+
+def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str) -> ModelVersion:
+    """The MLflow run (params, metrics, inputs, backtest, gate), the logged model, its version."""
     import mlflow
     import mlflow.sklearn
     import numpy as np
@@ -208,56 +517,25 @@ def train_version(params: Params, version: VersionRecord, by: str) -> TrainResul
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    registry.client(params)  # import MLflow and open the store once, before timing the steps
-    name = f"{params.dataset.name}@{version.version}"
-    readings = read_version(params, version)
-    table = build_table(params, readings, name)
-    if testset.load_manifest(params) is None:
-        pinned = testset.pin(table, params, datetime.now(UTC).isoformat(timespec="seconds"))
-        log.info(
-            "pinned the test set: %d target rows, sha256 %s", pinned.target_rows, pinned.sha256[:12]
-        )
-    test_frame, test_manifest = testset.load(params)
-    train_rows = testset.training_mask(table["timestamp"], test_manifest, params)
-    testset.assert_no_overlap(table.loc[train_rows, "timestamp"], test_manifest, params)
-    seconds["prepare"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    pipeline = forecasting.fit(forecasting.make_pipeline(params), table, train_rows)
-    seconds["fit"] = time.perf_counter() - started
-    started = time.perf_counter()
-    evaluation = forecasting.evaluate(pipeline, test_frame, params)
-    champion = champion_evaluation(params, test_frame, test_manifest.sha256)
-    promote, verdict = gate(params, evaluation, champion)
-    seconds["evaluate_and_gate"] = time.perf_counter() - started
-    started = time.perf_counter()
-    steps, cutoff = forecasting.backtest(table, train_rows, params)
-    seconds["backtest"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    metrics = evaluation.flat() | {
-        "backtest_mae": float(steps["mae"].mean()),
-        "backtest_wape": float(np.average(steps["wape"], weights=steps["origins"])),
-        **{
-            f"backtest_mae_step_{int(step):02d}": float(mae)
-            for step, mae in zip(steps["step"], steps["mae"], strict=True)
-        },
-    }
+    prepared, evaluated, decision = record["prepare"], record["evaluate"], record["decide"]
+    table = _load_table(params, job, record)
+    test_frame, manifest = _load_test_set(params, record)
+    pipeline = _load_model(params, job, record)
+    name = f"{params.dataset.name}@{job.data_version}"
     tags = {
-        "data_version": str(version.version),
-        "data_content_hash": version.content_hash,
-        "data_dvc_md5": version.dvc_md5,
-        "test_set_hash": test_manifest.sha256,
-        "test_set_version": str(test_manifest.version),
+        "data_version": str(job.data_version),
+        "data_content_hash": prepared["data_content_hash"],
+        "data_dvc_md5": prepared["data_dvc_md5"],
+        "test_set_hash": manifest.sha256,
+        "test_set_version": str(manifest.version),
         "git_commit": git_commit(params.root),
-        "config_hash": config_hash(params),
+        "config_hash": job.config_hash,
         "trained_by": by,
     }
-    example = input_example(test_frame, test_manifest, params)
-    experiment = registry.experiment_id(params)
-    with mlflow.start_run(experiment_id=experiment, run_name=f"data-v{version.version}") as run:
+    example = input_example(test_frame, manifest, params)
+    with mlflow.start_run(
+        experiment_id=registry.experiment_id(params), run_name=f"data-v{job.data_version}"
+    ):
         mlflow.set_tags(tags)
         mlflow.log_params(
             {
@@ -267,11 +545,11 @@ def train_version(params: Params, version: VersionRecord, by: str) -> TrainResul
                 "horizon": params.forecast.horizon,
                 "lags": list(params.forecast.lags),
                 "windows": list(params.forecast.windows),
-                "train_rows": int(train_rows.sum()),
-                "backtest_cutoff": cutoff,
+                "train_rows": prepared["train_rows"],
+                "backtest_cutoff": evaluated["backtest"]["cutoff"],
             }
         )
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(evaluated["metrics"])
         mlflow.log_input(
             from_pandas(table, source=str(params.dataset_dir), name=name, targets="load_kw"),
             context="training",
@@ -280,17 +558,15 @@ def train_version(params: Params, version: VersionRecord, by: str) -> TrainResul
             from_pandas(
                 test_frame,
                 source=str(testset.paths(params)[0]),
-                name=f"pinned_test_set@{test_manifest.version}",
+                name=f"pinned_test_set@{manifest.version}",
                 targets="load_kw",
             ),
             context="testing",
         )
+        mlflow.log_dict(evaluated["backtest"], "backtest.json")
         mlflow.log_dict(
-            {"cutoff": cutoff, "steps": steps.to_dict(orient="records")}, "backtest.json"
+            {"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json"
         )
-        mlflow.log_dict({"promote": promote, "verdict": verdict}, "gate.json")
-        seconds["log_run"] = time.perf_counter() - started
-        started = time.perf_counter()
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -305,67 +581,32 @@ def train_version(params: Params, version: VersionRecord, by: str) -> TrainResul
                 f"numpy=={np.__version__}",
             ],
         )
-        registered = mlflow.register_model(
+        evaluation = evaluated["evaluation"]
+        return mlflow.register_model(
             info.model_uri,
             params.mlflow.model_name,
             tags=tags
             | {
-                "evaluation": json.dumps(
-                    {
-                        "model": evaluation.model,
-                        "baselines": evaluation.baselines,
-                        "rows": evaluation.rows,
-                    }
-                ),
-                "test_wape": f"{evaluation.model['wape']:.4f}",
-                "gate": "promoted" if promote else "not promoted",
-                "gate_reasons": json.dumps(verdict),
+                "evaluation": json.dumps(evaluation),
+                "test_wape": f"{evaluation['model']['wape']:.4f}",
+                "gate": "promoted" if decision["promote"] else "not promoted",
+                "gate_reasons": json.dumps(decision["verdict"]),
             },
         )
-    seconds["log_model_and_register"] = time.perf_counter() - started
-    if promote:
-        registry.promote(params, str(registered.version), "gate passed: " + "; ".join(verdict), by)
-    log.info(
-        "%s: model version %s %s (%s)",
-        name,
-        registered.version,
-        "promoted to champion" if promote else "not promoted",
-        "; ".join(verdict),
-    )
-    return TrainResult(
-        data_version=version.version,
-        model_version=str(registered.version),
-        run_id=run.info.run_id,
-        test_set_hash=test_manifest.sha256,
-        metrics=metrics,
-        promoted=promote,
-        verdict=verdict,
-        seconds=seconds,
-    )
 
 
 def train(
     params: Params, data_version: int | None = None, by: str = "powerops"
 ) -> list[TrainResult]:
-    """Train every dataset version the cadence asks for (or exactly `data_version`)."""
-    # The stage's DVC output exists even before the first year of data allows a test set.
-    params.test_set_dir.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(params.catalog_dir)
-    if not catalog.exists(params.dataset.name):
-        log.info("no version of %s published yet: nothing to train", params.dataset.name)
+    """Every training the cadence asks for (or exactly `data_version`), all steps in order."""
+    jobs = plan(params, data_version)
+    if not jobs:
         return []
-    record = catalog.load(params.dataset.name)
-    if data_version is not None:
-        chosen = [record.version(data_version)]
-    else:
-        trained = {
-            (int(v.tags["data_version"]), v.tags.get("config_hash", ""))
-            for v in registry.versions(params)
-            if "data_version" in v.tags
-        }
-        chosen = [record.version(v) for v in due_versions(record, params, trained)]
-    with compute_threads(params):
-        return [train_version(params, version, by) for version in chosen]
+    prepare(params, jobs)
+    fit(params, jobs)
+    evaluate(params, jobs)
+    decide(params, jobs)
+    return register(params, jobs, by)
 
 
 def compute_threads(params: Params) -> Any:
@@ -380,14 +621,20 @@ def compute_threads(params: Params) -> Any:
     return threadpool_limits(limits=params.train.threads)
 
 
+def _headline(metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "test_wape": metrics.get("test_wape"),
+        "test_seasonal_naive_wape": metrics.get("test_seasonal_naive_wape"),
+        "backtest_wape": metrics.get("backtest_wape"),
+    }
+
+
 def summary(result: TrainResult) -> dict[str, Any]:
     return {
         "data_version": result.data_version,
         "model_version": result.model_version,
         "promoted": result.promoted,
-        "test_wape": result.metrics.get("test_wape"),
-        "test_seasonal_naive_wape": result.metrics.get("test_seasonal_naive_wape"),
-        "backtest_wape": result.metrics.get("backtest_wape"),
+        **_headline(result.metrics),
     }
 
 
