@@ -7,7 +7,7 @@ inside task callables, so parsing a DAG file stays fast.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,19 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=5),
 }
+
+
+def replay_months() -> tuple[datetime, datetime]:
+    """When power_ingest starts and ends: the first instant of `ingest.start` and the end of
+    `ingest.through` in params.yaml (the first instant after it). Catchup replays exactly those
+    months; a manual run for a month, whose logical date is the month's end, stays in range.
+    Read with PyYAML alone, so parsing the DAG stays fast."""
+    import yaml
+
+    ingest = yaml.safe_load((WORKSPACE / "params.yaml").read_text())["ingest"]
+    first, last = (datetime.strptime(str(ingest[key]), "%Y-%m") for key in ("start", "through"))
+    after = datetime(last.year + last.month // 12, last.month % 12 + 1, 1)
+    return first, after
 
 
 def params() -> Any:

@@ -9,17 +9,28 @@ Monthly. Takes one calendar month of the source feed through the data gate:
 3. **publish**: make the batch the next dataset version (DVC snapshot and push, catalog),
    which updates the Asset `household_power` and so schedules `power_train`.
 
-The month is the run's data interval. With catchup, a backfill replays the source's months.
+The month is the run's data interval. The DAG starts with `ingest.start` and ends with
+`ingest.through` from params.yaml, so unpausing it makes the scheduler catch up on the months
+`dvc repro` ingests, one run at a time. A run for a month outside that range (the one interval
+catchup schedules past the end, or a manual run) skips, saying why.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
+from _powerops import (
+    DATASET,
+    DEFAULT_ARGS,
+    WORKSPACE_POOL,
+    PowerOpsAlertNotifier,
+    params,
+    replay_months,
+)
+
+FIRST_MONTH, AFTER_LAST_MONTH = replay_months()
 
 
 def _month(context: dict[str, Any]) -> Any:
@@ -33,8 +44,8 @@ def _month(context: dict[str, Any]) -> Any:
     dag_id="power_ingest",
     # Each run covers one calendar month and starts once the month is over.
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
-    start_date=datetime(2006, 12, 1),
-    end_date=datetime(2010, 11, 30),
+    start_date=FIRST_MONTH,
+    end_date=AFTER_LAST_MONTH,
     catchup=True,
     max_active_runs=1,
     doc_md=__doc__,
@@ -44,9 +55,19 @@ def _month(context: dict[str, Any]) -> Any:
 def power_ingest() -> None:
     @task(pool=WORKSPACE_POOL)
     def ingest(**context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from powerops import stages
 
-        result = stages.ingest(params(), [_month(context)])[0]
+        config, month = params(), _month(context)
+        if month not in config.ingest.months:
+            # The end date is the end of `ingest.through`, so catchup schedules one interval
+            # past it; that run, and a manual run for any month outside the range, skip.
+            raise AirflowSkipException(
+                f"{month} is outside ingest.start..through "
+                f"({config.ingest.start}..{config.ingest.through}) in params.yaml"
+            )
+        result = stages.ingest(config, [month])[0]
         return {"month": result.month, "sha256": result.sha256, "rows": result.rows}
 
     @task(pool=WORKSPACE_POOL, retries=0)

@@ -71,10 +71,11 @@ def power_train() -> None:
         return training.decide(params(), _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
-    def register(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def register(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         from powerops import training
 
-        results = training.register(params(), _jobs(jobs), by="airflow:power_train")
+        by = f"airflow:power_train/{context['run_id']}"
+        results = training.register(params(), _jobs(jobs), by=by)
         return [training.summary(result) for result in results]
 
     register(gate(evaluate(train(build_table()))))

@@ -1,9 +1,10 @@
 """`make demo`: replay the configured months through the Airflow DAGs, then summarise.
 
-Runs `power_ingest` once per month and `power_train` once at the end with `dag.test()`: real
-Airflow DAG runs and task instances in an embedded SQLite metadata database, with every task
-executed in this one process, so powerops and its libraries are imported once instead of once
-per task (the scheduler would start a process per task). Nothing to install, no server.
+For each month, runs `power_ingest`, then `power_monitor` and `power_train` (which the dataset
+Asset schedules) with `dag.test()`: real Airflow DAG runs and task instances in an embedded
+SQLite metadata database, with every task executed in this one process, so powerops and its
+libraries are imported once instead of once per task (the scheduler would start a process per
+task). Nothing to install, no server.
 """
 
 from __future__ import annotations
@@ -48,22 +49,45 @@ def main() -> int:
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     months = params.ingest.months
     for number, month in enumerate(months, 1):
-        # A run's month is its data interval, which ends at the run's logical date.
-        run = bag.dags["power_ingest"].test(logical_date=month.end.replace(tzinfo=UTC))
+        # A run's month is its data interval, which ends at the run's logical date. Each new
+        # version first goes to power_monitor (the champion that forecast the month is judged
+        # on it), then to power_train, as the Asset event schedules both under the scheduler.
+        logical_date = month.end.replace(tzinfo=UTC)
+        states = [
+            outcome(bag.dags["power_ingest"].test(logical_date=logical_date)),
+            outcome(bag.dags["power_monitor"].test(logical_date=logical_date)),
+            outcome(bag.dags["power_train"].test()),
+        ]
         print(
-            f"[{number:>2}/{len(months)}] power_ingest {month}: {run.state} "
-            f"({time.perf_counter() - started:.0f} s)",
+            f"[{number:>2}/{len(months)}] {month}: power_ingest {states[0]}, power_monitor "
+            f"{states[1]}, power_train {states[2]} ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
-    run = bag.dags["power_train"].test()
-    print(f"power_train: {run.state} ({time.perf_counter() - started:.0f} s)", flush=True)
     summary(params, time.perf_counter() - started)
     return 0
 
 
+def outcome(run: Any) -> str:
+    """The run's state, `skipped` if all its tasks skipped; an error if it ran no task (a run
+    outside the DAG's start and end dates creates none and still reports success)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        states = {
+            str(state)
+            for (state,) in session.query(TaskInstance.state).filter(
+                TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
+            )
+        }
+    if not states:
+        raise SystemExit(f"{run.dag_id} run {run.run_id} ran no task: check its dates")
+    return "skipped" if states == {"skipped"} else str(run.state)
+
+
 def summary(params: Any, seconds: float) -> None:
     """What the replay left behind, in one screen."""
-    from powerops import registry, testset
+    from powerops import alerts, monitoring, registry, testset
     from powerops.catalog import Catalog
     from powerops.quarantine import Quarantine
 
@@ -99,6 +123,20 @@ def summary(params: Any, seconds: float) -> None:
         f"{m} ({r.status})" for m in quarantine.months() if (r := quarantine.load(m)) is not None
     ]
     print(f"quarantined batches: {', '.join(held_batches) or 'none'}")
+    events = [
+        e for e in alerts.read_log(params.resolve(params.alerts.log)) if e["status"] == "firing"
+    ]
+    raised: dict[str, list[str]] = {}
+    for event in events:
+        if event["source"] == monitoring.SOURCE:
+            raised.setdefault(event["details"]["date"], []).append(event["key"])
+    print(
+        "monitoring alerts raised: "
+        + ("; ".join(f"{day}: {', '.join(keys)}" for day, keys in sorted(raised.items())) or "none")
+    )
+    latest = monitoring.reports_dir(params) / "latest" / "report.html"
+    if latest.is_file():
+        print(f"monitoring report (opens from disk): {latest}")
     print(
         f"reports: Data Docs {params.resolve(params.validation.data_docs or 'reports')}/index.html,"
         f" alerts {params.resolve(params.alerts.log)}, alias audit {registry.audit_path(params)}"

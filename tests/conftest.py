@@ -169,10 +169,9 @@ def set_params(workspace: Path, **sections: dict[str, object]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture
-def training_workspace(tmp_path: Path, real_source_csv: Path) -> Path:
+def make_training_workspace(root: Path, source: Path) -> Path:
     """Four real months, a two-week pinned test set and a cadence that trains from version 3."""
-    workspace = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
+    workspace = make_workspace(root, source, through="2007-03")
     set_params(
         workspace,
         test_set={"months": 2},
@@ -180,6 +179,11 @@ def training_workspace(tmp_path: Path, real_source_csv: Path) -> Path:
         gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
     )
     return workspace
+
+
+@pytest.fixture
+def training_workspace(tmp_path: Path, real_source_csv: Path) -> Path:
+    return make_training_workspace(tmp_path / "ws", real_source_csv)
 
 
 def workspace_state(workspace: Path) -> dict[str, Any]:

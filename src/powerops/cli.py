@@ -27,6 +27,7 @@ _USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, MonthError)
 def _domain_errors() -> tuple[type[Exception], ...]:
     from powerops.dvcstore import VersionStoreError
     from powerops.forecasting import ForecastError
+    from powerops.monitoring import MonitorError
     from powerops.quarantine import QuarantineError
     from powerops.registry import RegistryError
     from powerops.source import SourceError
@@ -45,6 +46,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
         QuarantineError,
         SuiteError,
         ForecastError,
+        MonitorError,
         RegistryError,
         TestSetError,
         TrainingError,
@@ -167,6 +169,25 @@ def cmd_train(params: Params, args: argparse.Namespace) -> int:
         )
         for reason in result.verdict:
             print(f"    {reason}")
+    return 0
+
+
+def cmd_monitor(params: Params, args: argparse.Namespace) -> int:
+    from powerops import monitoring
+
+    today = monitoring.parse_date(args.date) if args.date else monitoring.default_date(params)
+    try:
+        report = monitoring.run(params, today)
+    except monitoring.NoChampionError as exc:
+        # Not a failure: `dvc repro` runs this stage before the first model is trained. The
+        # stage's output is the reports folder, so it exists either way.
+        monitoring.reports_dir(params).mkdir(parents=True, exist_ok=True)
+        print(f"nothing to monitor yet: {exc}")
+        return 0
+    for line in monitoring.summary_lines(report):
+        print(line)
+    folder = monitoring.reports_dir(params)
+    print(f"report: {folder / report['date'] / 'report.html'} (latest: {folder / 'latest'})")
     return 0
 
 
@@ -438,6 +459,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish only this month's batch (repeatable); default every raw batch",
     )
     publish.add_argument("--no-push", action="store_true", help="skip the push to the DVC remote")
+
+    monitor = add(
+        commands,
+        "monitor",
+        cmd_monitor,
+        "drift, outliers, skew, live error, SLOs and alerts for the window before a date",
+    )
+    monitor.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="monitor the monitor.window_days days before this date (default: the day after "
+        "the latest month in the dataset)",
+    )
 
     data = commands.add_parser(
         "data",

@@ -193,6 +193,70 @@ class AlertsConfig(_Strict):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
 
 
+class DriftConfig(_Strict):
+    """When a column counts as drifted: both effect sizes at or above their thresholds."""
+
+    psi: float = Field(default=0.2, gt=0)  # population stability index over deciles
+    wasserstein: float = Field(default=0.4, gt=0)  # earth mover's distance / reference std
+    # Calendar months on each side of the window's months that form its seasonal reference.
+    season_spread: int = Field(default=1, ge=0, le=6)
+    # The history features all derive from the load and move together when it really
+    # changes; one alone (a weekly peak) moves from year to year. `drift:data` fires when the
+    # load drifted or at least this share of the features did.
+    feature_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class BurnRule(_Strict):
+    """A multi-window burn-rate rule: fires when both windows burn budget this fast."""
+
+    name: str
+    long_days: int = Field(ge=1)
+    short_days: int = Field(ge=1)
+    burn_rate: float = Field(gt=0)
+    severity: Literal["critical", "warning"] = "warning"
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnRule:
+        if self.short_days >= self.long_days:
+            raise ValueError(f"short_days {self.short_days} must be below long_days")
+        return self
+
+
+class SloConfig(_Strict):
+    """One service level objective: the share of good events over `window_days`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    indicator: Literal["live_wape", "outlier_rate", "schema_skew", "freshness", "latency"]
+    objective: float = Field(gt=0, lt=1)  # e.g. 0.9: 90% of events must be good
+    # What makes one event good: the largest daily WAPE (live_wape), data age in days
+    # (freshness), latency in ms (latency). Outlier and schema-skew events are good or bad.
+    threshold: float | None = Field(default=None, gt=0)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _threshold_when_needed(self) -> SloConfig:
+        needs = self.indicator in ("live_wape", "freshness", "latency")
+        if needs and self.threshold is None:
+            raise ValueError(f"indicator {self.indicator} needs a threshold")
+        return self
+
+
+class MonitorConfig(_Strict):
+    """`powerops monitor`: drift, outliers, skew, live error, SLOs and the error budget."""
+
+    window_days: int = Field(default=30, ge=1)
+    drift: DriftConfig = DriftConfig()
+    # Outlier detector (IsolationForest) fitted at training time on the model's history
+    # features; this share of training rows scores as outliers.
+    outlier_contamination: float = Field(default=0.01, gt=0, lt=0.5)
+    feature_skew_tolerance: float = Field(default=1e-6, ge=0)
+    slo_window_days: int = Field(default=30, ge=1)
+    slos: tuple[SloConfig, ...] = ()
+    burn_rules: tuple[BurnRule, ...] = ()
+    cost_per_kwh: float = Field(default=0.25, ge=0)
+    currency: str = "EUR"
+
+
 class PathsConfig(_Strict):
     """Workspace layout, relative to the params file."""
 
@@ -202,6 +266,8 @@ class PathsConfig(_Strict):
     dataset: str = "data/dataset"
     test_set: str = "data/test_set"
     training: str = "data/training"
+    predictions: str = "data/predictions"
+    monitor_reports: str = "reports/monitor"
     catalog: str = "catalog"
     registry: str = "registry"
     mlflow: str = "mlflow"
@@ -222,6 +288,7 @@ class Params(_Strict):
     mlflow: MlflowConfig = MlflowConfig()
     stack: StackConfig = StackConfig()
     alerts: AlertsConfig = AlertsConfig()
+    monitor: MonitorConfig = MonitorConfig()
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
     root: Path = Path(".")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from powerops import dvcstore, forecasting, registry, testset
+from powerops import dvcstore, forecasting, reference, registry, testset
 from powerops.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.config import Params
 from powerops.datasets import batch_files, content_hash, manifest
@@ -70,6 +70,8 @@ def config_hash(params: Params) -> str:
         "train": params.train.model_dump(
             mode="json", exclude={"first_version", "every", "threads"}
         ),
+        # Fitted with the model and stored with it (powerops.reference).
+        "outlier_contamination": params.monitor.outlier_contamination,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -375,14 +377,26 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             rows = testset.training_mask(table["timestamp"], manifest, params)
             pipeline = forecasting.fit(forecasting.make_pipeline(params), table, rows)
             data = pickle.dumps(pipeline, protocol=5)
-            with atomic_path(job.directory(params) / MODEL_FILE) as tmp:
-                tmp.write_bytes(data)
+            profile, detector = reference.build(params, pipeline, table, rows)
+            files = {
+                MODEL_FILE: data,
+                reference.REFERENCE_FILE: profile,
+                reference.OUTLIERS_FILE: detector,
+            }
+            for name, content in files.items():
+                with atomic_path(job.directory(params) / name) as tmp:
+                    tmp.write_bytes(content)
             digest = sha256_bytes(data)
             _save(
                 params,
                 job,
                 "fit",
-                {"model_sha256": digest, "seconds": time.perf_counter() - started},
+                {
+                    "model_sha256": digest,
+                    "reference_sha256": sha256_bytes(profile),
+                    "outliers_sha256": sha256_bytes(detector),
+                    "seconds": time.perf_counter() - started,
+                },
             )
             out.append(job.ref() | {"model_sha256": digest[:16]})
     return out
@@ -567,6 +581,11 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
         mlflow.log_dict(
             {"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json"
         )
+        for name in (reference.REFERENCE_FILE, reference.OUTLIERS_FILE):
+            path = job.directory(params) / name
+            if sha256_file(path) != record["fit"][name.split(".")[0] + "_sha256"]:
+                raise TrainingError(f"{path} changed since `fit`: run it again")
+            mlflow.log_artifact(str(path), artifact_path=reference.ARTIFACT_DIR)
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",

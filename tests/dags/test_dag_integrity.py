@@ -97,3 +97,7 @@ def test_workspace_tasks_share_one_pool_and_validate_never_retries(
         asset.uri for asset in bag.dags["power_train"].timetable.asset_condition.objects
     }
     assert set(bag.dags["power_rollback"].params) == {"to_version", "reason", "force"}
+    # power_monitor runs daily and after every new dataset version.
+    monitor = bag.dags["power_monitor"].timetable
+    assert published == {monitor.asset_condition.uri}
+    assert monitor.timetable.expression == "0 6 * * *"

@@ -1,51 +1,70 @@
-"""Airflow and `dvc repro` run the same stage code: the same months give the same bytes.
+"""Airflow and `dvc repro` run the same stage code: the same months give the same results.
 
-Workspace A runs `power_ingest` through `airflow dags test` (a real Airflow run on SQLite,
-tasks in their own processes); workspace B runs `dvc repro`. Both ingest 2006-12 and 2007-01
-of the real data; their raw batches, dataset versions and DVC hashes must be identical.
+Workspace A runs `make demo`'s replay (`power_ingest`, `power_monitor` and `power_train` per
+month, through `dag.test()`: real DAG runs and task instances in an embedded SQLite database);
+workspace B runs `dvc repro`. Both take the first four real months with a two-week pinned
+test set. Their raw batches, dataset versions, DVC hashes, pinned test set, model versions
+and every metric must be identical; replaying the demo again changes nothing.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import yaml
 
+from powerops import registry, testset
 from powerops.catalog import Catalog
 from powerops.config import load_params
-from tests.conftest import make_workspace, run
+from tests.conftest import make_training_workspace, run, workspace_state
 
 
-def airflow(args: list[str], workspace: Path, home: Path) -> str:
-    """An Airflow CLI command against a throwaway AIRFLOW_HOME and the workspace's DAGs."""
-    env = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(workspace / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "POWEROPS_WORKSPACE": str(workspace),
-    }
-    return run(["airflow", *args], workspace, env=env).stdout
+def models(workspace: Path) -> list[tuple[str | None, str | None, dict[str, float]]]:
+    """Each model version's data version, gate outcome and logged metrics, oldest first."""
+    params = load_params(workspace / "params.yaml")
+    return [
+        (
+            version.tags.get("data_version"),
+            version.tags.get("gate"),
+            registry.run_details(params, str(version.run_id))["metrics"],
+        )
+        for version in registry.versions(params)
+    ]
 
 
-def test_airflow_and_dvc_repro_build_identical_versions(
-    real_source_csv: Path, tmp_path: Path
-) -> None:
-    by_airflow = make_workspace(tmp_path / "airflow", real_source_csv, through="2007-01")
-    by_dvc = make_workspace(tmp_path / "dvc", real_source_csv, through="2007-01")
-    home = tmp_path / "airflow_home"
+def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path: Path) -> None:
+    by_airflow = make_training_workspace(tmp_path / "airflow", real_source_csv)
+    by_dvc = make_training_workspace(tmp_path / "dvc", real_source_csv)
 
-    airflow(["db", "migrate"], by_airflow, home)
-    airflow(["pools", "set", "powerops_workspace", "1", "DVC allows one writer"], by_airflow, home)
-    # A run's month is its data interval: the logical date 2007-01-01 covers December 2006.
-    for logical_date in ("2007-01-01", "2007-02-01"):
-        airflow(["dags", "test", "power_ingest", logical_date], by_airflow, home)
+    out = run([sys.executable, "scripts/airflow_demo.py"], by_airflow).stdout
+    # No champion to monitor until data v3 has trained one.
+    for month in ("2006-12", "2007-01", "2007-02"):
+        assert f"{month}: power_ingest success, power_monitor skipped, power_train success" in out
+    assert "2007-03: power_ingest success, power_monitor success, power_train success" in out
+    assert "dataset household_power: 4 versions" in out
+    assert "model versions scored on 1 test-set hash(es)" in out
+    assert "model v1: data v3" in out and "model v2: data v4" in out
+    assert "champion]" in out
+    assert "quarantined batches: none" in out
+    # power_monitor judged the champion trained on data v3 against March.
+    assert "monitoring report (opens from disk)" in out
+    report = json.loads((by_airflow / "reports/monitor/latest/report.json").read_text())
+    assert report["date"] == "2007-04-01" and report["champion"]["data_version"] == "3"
+    assert report["live"]["days"], "March was never scored against its actuals"
     run(["dvc", "repro"], by_dvc)
 
     records = [
         Catalog(load_params(ws / "params.yaml").catalog_dir).load("household_power")
         for ws in (by_airflow, by_dvc)
     ]
-    assert [v.added.month for v in records[0].versions] == ["2006-12", "2007-01"]
+    assert [v.added.month for v in records[0].versions] == [
+        "2006-12",
+        "2007-01",
+        "2007-02",
+        "2007-03",
+    ]
     for a, b in zip(records[0].versions, records[1].versions, strict=True):
         assert (a.content_hash, a.dvc_md5, a.added.sha256, a.rows) == (
             b.content_hash,
@@ -56,3 +75,18 @@ def test_airflow_and_dvc_repro_build_identical_versions(
     lock = yaml.safe_load((by_dvc / "dvc.lock").read_text())
     dataset = next(o for o in lock["stages"]["publish"]["outs"] if o["path"] == "data/dataset")
     assert dataset["md5"] == records[0].versions[-1].dvc_md5
+
+    pinned = [testset.load_manifest(load_params(ws / "params.yaml")) for ws in (by_airflow, by_dvc)]
+    assert pinned[0] is not None and pinned[1] is not None
+    assert pinned[0].sha256 == pinned[1].sha256
+    trained = models(by_airflow)
+    assert [data for data, _, _ in trained] == ["3", "4"]
+    assert trained[0][2]["test_wape"] > 0 and "backtest_wape" in trained[0][2]
+    assert trained == models(by_dvc)
+
+    # Replaying again is idempotent: every run succeeds and nothing changes.
+    before = workspace_state(by_airflow)
+    again = run([sys.executable, "scripts/airflow_demo.py"], by_airflow).stdout
+    assert "2007-03: power_ingest success, power_monitor success, power_train success" in again
+    assert "dataset household_power: 4 versions" in again
+    assert workspace_state(by_airflow) == before

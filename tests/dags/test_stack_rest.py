@@ -1,9 +1,12 @@
-"""`powerops up` / `down` (what `make up` / `make down` run) and a UI trigger through REST v2.
+"""`powerops up` / `down` (what `make up` / `make down` run), the real scheduler, REST API v2.
 
 Starts the real stack (Airflow standalone: API server, scheduler, DAG processor, triggerer;
-and the MLflow UI) on free loopback ports in a throwaway workspace, checks that the API
-refuses a call without a token, gets a JWT from /auth/token, triggers `power_train` and waits
-for it to succeed, then stops everything by process group and checks nothing is left.
+and the MLflow UI) on free loopback ports in a throwaway workspace. The API refuses a call
+without a valid token; with a JWT from /auth/token the test unpauses the DAGs, lets the
+scheduler backfill four months and train on the Asset events, triggers runs, clears tasks one
+by one and checks the workspace's state after each rerun, rolls back through `power_rollback`,
+checks that `power_monitor` ran on the Asset events and wrote its report, then stops
+everything by process group and checks nothing is left.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from powerops import stack
+from powerops import monitoring, registry, stack
 from powerops.config import load_params
-from tests.conftest import make_workspace
+from tests.conftest import workspace_state
 
 
 def free_port() -> int:
@@ -66,44 +69,170 @@ def gone(pid: int) -> bool:
     return False
 
 
-def test_up_trigger_through_rest_and_down(real_source_csv: Path, tmp_path: Path) -> None:
-    workspace = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
+class Api:
+    """Airflow's REST API v2 with a JWT, as the UI and scripts use it."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+
+    def get(self, path: str) -> Any:
+        status, body = call("GET", f"{self.url}/api/v2/{path}", self.token)
+        assert status == 200, (path, status)
+        return body
+
+    def send(self, method: str, path: str, body: Any) -> Any:
+        status, answer = call(method, f"{self.url}/api/v2/{path}", self.token, body)
+        assert status == 200, (method, path, status, answer)
+        return answer
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self.get(f"dags/{dag_id}/dagRuns?order_by=logical_date")[
+            "dag_runs"
+        ]
+        return runs
+
+    def idle(self, dag_id: str) -> bool:
+        """Every run of the DAG finished, and none failed."""
+        states = [run["state"] for run in self.runs(dag_id)]
+        assert "failed" not in states, f"a {dag_id} run failed: {states}"
+        return bool(states) and all(state == "success" for state in states)
+
+    def task(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        ti: dict[str, Any] = self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        return ti
+
+    def clear_and_wait(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Clear one task instance (not its downstream) and wait for the scheduler to rerun it."""
+        before = self.task(dag_id, run_id, task_id)["try_number"]
+        cleared = self.send(
+            "POST",
+            f"dags/{dag_id}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": [task_id],
+                "only_failed": False,
+                "include_downstream": False,
+                "include_upstream": False,
+            },
+        )
+        assert [ti["task_id"] for ti in cleared["task_instances"]] == [task_id]
+
+        def rerun() -> bool:
+            ti = self.task(dag_id, run_id, task_id)
+            assert ti["state"] != "failed", f"{dag_id}.{task_id} failed when run again"
+            return bool(ti["try_number"] > before and ti["state"] == "success")
+
+        wait_for(rerun, 180, f"{dag_id}.{task_id} to run again")
+
+
+def test_scheduler_backfill_rest_trigger_clear_and_rerun(training_workspace: Path) -> None:
+    """The real scheduler replays four months (catchup), trains on the Asset events, and every
+    task cleared through the API runs again without changing the workspace's state."""
+    workspace = training_workspace
     params = load_params(workspace / "params.yaml")
     started = stack.up(params, free_port(), free_port())
     try:
         with pytest.raises(stack.StackError, match="already running"):
             stack.up(params)
-        api = started.airflow_url
-        assert call("GET", f"{api}/api/v2/dags")[0] == 401
+        assert call("GET", f"{started.airflow_url}/api/v2/dags")[0] == 401
         password = json.loads(started.password_file.read_text())["admin"]
         status, body = call(
-            "POST", f"{api}/auth/token", body={"username": "admin", "password": password}
+            "POST",
+            f"{started.airflow_url}/auth/token",
+            body={"username": "admin", "password": password},
         )
         assert status in (200, 201)
-        token = body["access_token"]
+        api = Api(started.airflow_url, body["access_token"])
+        # A forged token is refused too (Airflow answers 403 to a token it cannot verify).
+        assert call("GET", f"{api.url}/api/v2/dags", "not-a-token")[0] == 403
         wait_for(
-            lambda: call("GET", f"{api}/api/v2/dags/power_train", token)[0] == 200,
+            lambda: (
+                {"power_ingest", "power_train", "power_monitor", "power_rollback"}
+                <= {dag["dag_id"] for dag in api.get("dags")["dags"]}
+            ),
             120,
-            "the DAG processor to parse power_train",
+            "the DAG processor to parse the DAGs",
         )
-        assert (
-            call("PATCH", f"{api}/api/v2/dags/power_train", token, {"is_paused": False})[0] == 200
-        )
-        status, run = call(
+        clock = time.monotonic()
+        for dag_id in ("power_train", "power_monitor", "power_ingest", "power_rollback"):
+            api.send("PATCH", f"dags/{dag_id}", {"is_paused": False})
+
+        # Catchup: one power_ingest run per month of ingest.start..through, one at a time, and
+        # one for the month after, which skips; each publish updates the Asset, which
+        # schedules power_train.
+        def trained() -> bool:
+            ingest_runs = api.runs("power_ingest")
+            return (
+                len(ingest_runs) == 5
+                and api.idle("power_ingest")
+                and api.idle("power_train")
+                and {v.tags.get("data_version") for v in registry.versions(params)} == {"3", "4"}
+            )
+
+        wait_for(trained, 900, "the backfill and the trainings it schedules")
+        backfill = time.monotonic() - clock
+        months = [run["data_interval_start"][:7] for run in api.runs("power_ingest")]
+        assert months == ["2006-12", "2007-01", "2007-02", "2007-03", "2007-04"]
+        april = api.runs("power_ingest")[-1]["dag_run_id"]
+        assert api.task("power_ingest", april, "ingest")["state"] == "skipped"
+        state = workspace_state(workspace)
+        assert [v[0] for v in state["versions"]] == [1, 2, 3, 4]
+        print(f"scheduler backfill of 4 months with 2 trainings: {backfill:.0f} s")
+
+        # A manual trigger from the API: nothing new to train, and a success.
+        api.send("POST", "dags/power_train/dagRuns", {"logical_date": None, "dag_run_id": "rest"})
+        wait_for(lambda: api.runs("power_train") and api.idle("power_train"), 240, "the trigger")
+        assert workspace_state(workspace) == state
+
+        # Clear each task of the run that trained data v4, then of March's ingest run.
+        by = registry.versions(params)[-1].tags["trained_by"]
+        train_run = by.removeprefix("airflow:power_train/")
+        for task_id in ("build_table", "train", "evaluate", "gate", "register"):
+            api.clear_and_wait("power_train", train_run, task_id)
+            assert workspace_state(workspace) == state, f"power_train.{task_id} changed state"
+        march = api.runs("power_ingest")[-2]["dag_run_id"]
+        for task_id in ("ingest", "validate", "publish"):
+            train_runs = len(api.runs("power_train"))
+            api.clear_and_wait("power_ingest", march, task_id)
+            # publish updates the Asset again: the power_train run it schedules has no work.
+            expected = train_runs + (task_id == "publish")
+            wait_for(
+                lambda n=expected: len(api.runs("power_train")) == n and api.idle("power_train"),
+                240,
+                "power_train to settle",
+            )
+            assert workspace_state(workspace) == state, f"power_ingest.{task_id} changed state"
+
+        # A rollback through the API: the trigger form's params, and the alias audit log.
+        champion = registry.alias_version(params, registry.CHAMPION)
+        assert champion is not None
+        other = "1" if str(champion.version) == "2" else "2"
+        api.send(
             "POST",
-            f"{api}/api/v2/dags/power_train/dagRuns",
-            token,
-            {"logical_date": None, "dag_run_id": "rest_trigger"},
+            "dags/power_rollback/dagRuns",
+            {
+                "logical_date": None,
+                "dag_run_id": "undo",
+                "conf": {"to_version": other, "reason": "spiky forecasts"},
+            },
         )
-        assert status == 200, run
-
-        def finished() -> str | None:
-            _, current = call("GET", f"{api}/api/v2/dags/power_train/dagRuns/rest_trigger", token)
-            state = current["state"] if current else None
-            return state if state in ("success", "failed") else None
-
-        assert wait_for(finished, 240, "the triggered run") == "success"
+        wait_for(lambda: api.idle("power_rollback"), 120, "the rollback")
+        moved = registry.audit_log(params)[-1]
+        assert (moved.alias, moved.to_version) == ("champion", other)
+        assert "spiky forecasts (airflow run undo)" in moved.reason
         assert call("GET", f"{started.mlflow_url}/health")[0] == 200
+
+        # power_monitor ran on the Asset events (and its daily schedule): once a champion
+        # existed, its task succeeded and wrote the report.
+        wait_for(lambda: api.idle("power_monitor"), 300, "power_monitor")
+        monitored = [
+            api.task("power_monitor", run["dag_run_id"], "monitor")["state"]
+            for run in api.runs("power_monitor")
+        ]
+        assert "success" in monitored, monitored
+        latest = monitoring.reports_dir(params) / "latest" / "report.json"
+        assert json.loads(latest.read_text())["champion"]["version"] in ("1", "2")
     finally:
         assert stack.down(params)
     assert gone(started.airflow_pid) and gone(started.mlflow_pid)

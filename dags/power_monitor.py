@@ -1,0 +1,85 @@
+"""
+### power_monitor
+
+Daily at 06:00 UTC, and after every new dataset version (the `household_power` Asset).
+Watches the champion and the data flowing in over the last `monitor.window_days` days:
+
+- **drift** of the model's history features, the target and the predictions, judged by effect
+  size (PSI and normalised Wasserstein) against the same season of the champion's training data;
+- **outliers** (the IsolationForest stored with the model), **schema skew** against the
+  training signature, **feature skew** and **latency** from the prediction log;
+- **live error** of the champion's day-ahead forecasts on days it never trained on, and the
+  **benefit** against the seasonal-naive baseline in kWh and money;
+- every **SLO** in params.yaml: error budget left and multi-window burn rates. Alerts go
+  through the alerting interface, deduplicated, and resolve when the condition clears.
+
+Reports: `reports/monitor/<date>/report.html` (self-contained) and `report.json`, the latest
+at `reports/monitor/latest/`. Runs with no champion yet skip. Same code as `powerops monitor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from _powerops import (
+    DATASET,
+    DEFAULT_ARGS,
+    WORKSPACE_POOL,
+    PowerOpsAlertNotifier,
+    params,
+    replay_months,
+)
+
+# From the first month of data, so a run for any month of it (a replay) has its task.
+FIRST_MONTH, _ = replay_months()
+
+
+@dag(
+    dag_id="power_monitor",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"), assets=DATASET
+    ),
+    start_date=FIRST_MONTH,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["powerops", "monitoring"],
+    default_args=DEFAULT_ARGS | {"on_failure_callback": PowerOpsAlertNotifier()},
+    params={
+        "date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Monitor as of this date (YYYY-MM-DD); empty: the run's date.",
+        ),
+    },
+)
+def power_monitor() -> None:
+    @task(pool=WORKSPACE_POOL)
+    def monitor(**context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from powerops import monitoring
+
+        chosen = context["params"].get("date")
+        when = context.get("logical_date") or context["dag_run"].run_after
+        today = monitoring.parse_date(chosen) if chosen else when.date()
+        try:
+            report = monitoring.run(params(), today)
+        except monitoring.NoChampionError as exc:
+            raise AirflowSkipException(str(exc)) from None
+        for line in monitoring.summary_lines(report):
+            print(line)
+        return {
+            "date": report["date"],
+            "drifted": report["drift"]["drifted"],
+            "firing": report["alerts"]["firing"],
+            "report": f"{monitoring.reports_dir(params())}/{report['date']}/report.html",
+        }
+
+    monitor()
+
+
+power_monitor()

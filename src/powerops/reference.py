@@ -1,0 +1,115 @@
+"""What monitoring needs from training, computed once when the model is fitted and stored with
+the model version: reference profiles and the outlier detector.
+
+* `reference.json`: drift profiles (`powerops.drift`) of the model's history features, the
+  target and the model's predictions on its training rows, per calendar month; the training
+  period; the input columns and their types (the training signature).
+* `outliers.pkl`: an IsolationForest fitted on the same history features, whose threshold
+  calls `monitor.outlier_contamination` of the training rows outliers.
+
+Monitoring then reads the current window and these two files, never the training data.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import TYPE_CHECKING, Any
+
+from powerops import drift
+from powerops.config import Params
+from powerops.forecasting import TARGET
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Where they sit among a model version's MLflow run artifacts.
+ARTIFACT_DIR = "monitoring"
+REFERENCE_FILE = "reference.json"
+OUTLIERS_FILE = "outliers.pkl"
+# The features monitored for drift and outliers: the ones computed from the load history.
+# Calendar features are a function of the timestamp and cannot drift; `step` is the position
+# in the forecast block.
+HISTORY_PREFIX = "history__"
+NOT_MONITORED = ("history__step",)
+PREDICTION = "prediction"
+
+
+def monitored_features(features: pd.DataFrame) -> list[str]:
+    return [c for c in features.columns if c.startswith(HISTORY_PREFIX) and c not in NOT_MONITORED]
+
+
+def input_schema(frame: pd.DataFrame) -> dict[str, str]:
+    """Column name -> dtype of the model's input frame: the signature serving must match."""
+    return {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
+
+
+def build(
+    params: Params, pipeline: Any, table: pd.DataFrame, rows: pd.Series
+) -> tuple[bytes, bytes]:
+    """The reference JSON and the pickled outlier detector of a fitted pipeline, from the
+    rows it was trained on (`rows` of `table`, which holds their history)."""
+    import numpy as np
+    from sklearn.ensemble import IsolationForest
+
+    features = pipeline[:-1].transform(table)
+    use = (rows & table[TARGET].notna()).to_numpy()
+    columns = monitored_features(features)
+    used = features.loc[use]
+    seasons = table.loc[use, "timestamp"].dt.month.to_numpy()
+    predictions = pipeline[-1].predict(used)
+    profile = drift.build_profile(
+        {**{c: used[c].to_numpy() for c in columns}, TARGET: table.loc[use, TARGET].to_numpy()}
+        | {PREDICTION: predictions},
+        seasons,
+    )
+    complete = used[columns].notna().all(axis=1).to_numpy()
+    detector = IsolationForest(
+        n_estimators=100,
+        contamination=params.monitor.outlier_contamination,
+        random_state=0,
+        n_jobs=1,
+    ).fit(used.loc[complete, columns].to_numpy())
+    timestamps = table.loc[use, "timestamp"]
+    document = {
+        "features": columns,
+        "target": TARGET,
+        "prediction": PREDICTION,
+        "input_schema": input_schema(table),
+        "training_start": timestamps.min().isoformat(),
+        "training_end": timestamps.max().isoformat(),
+        "training_rows": int(use.sum()),
+        "outlier_rate_training": float(
+            np.mean(detector.predict(used.loc[complete, columns].to_numpy()) < 0)
+        ),
+        "profile": profile.to_dict(),
+    }
+    return (
+        json.dumps(document, sort_keys=True).encode(),
+        pickle.dumps(detector, protocol=5),
+    )
+
+
+class Reference:
+    """A model version's stored reference, loaded back."""
+
+    def __init__(self, document: dict[str, Any], detector: Any) -> None:
+        self.document = document
+        self.profile = drift.Profile.from_dict(document["profile"])
+        self.features: list[str] = list(document["features"])
+        self.detector = detector
+
+    @property
+    def training_end(self) -> pd.Timestamp:
+        import pandas as pd
+
+        return pd.Timestamp(self.document["training_end"])
+
+    @property
+    def input_schema(self) -> dict[str, str]:
+        return dict(self.document["input_schema"])
+
+    @classmethod
+    def from_bytes(cls, document: bytes, detector: bytes) -> Reference:
+        # Our own files, written by training and logged with the model version.
+        return cls(json.loads(document), pickle.loads(detector))
