@@ -191,6 +191,13 @@ def cmd_monitor(params: Params, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(params: Params, args: argparse.Namespace) -> int:
+    from powerops import serving
+
+    serving.serve(params, args.host, args.port)
+    return 0
+
+
 def cmd_testset_show(params: Params, args: argparse.Namespace) -> int:
     from powerops import testset
 
@@ -472,6 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="monitor the monitor.window_days days before this date (default: the day after "
         "the latest month in the dataset)",
     )
+
+    serve = add(
+        commands,
+        "serve",
+        cmd_serve,
+        "serve the champion over HTTP: /predict, /metrics, /health, /ready",
+    )
+    serve.add_argument("--host", help="bind address (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
 
     data = commands.add_parser(
         "data",

@@ -257,6 +257,18 @@ class MonitorConfig(_Strict):
     currency: str = "EUR"
 
 
+class ServeConfig(_Strict):
+    """`powerops serve`: the champion behind HTTP, on loopback unless told otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    poll_seconds: float = Field(default=5.0, gt=0)  # how often the champion alias is checked
+    max_rows: int = Field(default=2000, ge=1)  # rows per request, history included
+    max_bytes: int = Field(default=1_000_000, ge=1024)  # request body size
+    api_key_env: str = "POWEROPS_API_KEY"  # if this variable is set, /predict requires it
+    log_flush_seconds: float = Field(default=1.0, gt=0)  # prediction log buffer
+
+
 class PathsConfig(_Strict):
     """Workspace layout, relative to the params file."""
 
@@ -289,6 +301,7 @@ class Params(_Strict):
     stack: StackConfig = StackConfig()
     alerts: AlertsConfig = AlertsConfig()
     monitor: MonitorConfig = MonitorConfig()
+    serve: ServeConfig = ServeConfig()
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
     root: Path = Path(".")

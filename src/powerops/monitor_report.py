@@ -209,7 +209,8 @@ def render(
 <p>Window {report["window"]["start"][:10]} to {report["window"]["end"][:10]} (exclusive):
 {data["hours"]} hours; latest reading {data["latest_reading"]} ({data["age_days"]:.1f} days old).
 Champion <b>v{champion["version"]}</b> (data v{champion["data_version"]}, pinned-test WAPE
-{champion["test_wape"]}, trained on data through {champion["training_end"][:10]}).</p>
+{champion["test_wape"]}, trained on data through {champion["training_end"][:10]}: the window
+ends {champion["age_days"]:.0f} days later).</p>
 <p>Alerts firing: <b class={"bad" if alerts["firing"] else "ok"}>{html.escape(firing)}</b>;
 raised now: {html.escape(", ".join(alerts["raised"]) or "none")};
 resolved now: {html.escape(", ".join(alerts["resolved"]) or "none")}.

@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -98,33 +97,17 @@ class Champion:
 
 def load_champion(params: Params) -> Champion:
     """The champion's pipeline and its stored reference, from MLflow."""
-    import mlflow.artifacts
-    import mlflow.sklearn
-
-    from powerops.reference import ARTIFACT_DIR, OUTLIERS_FILE, REFERENCE_FILE
+    from powerops.reference import MissingReferenceError, load_model_version
 
     version = registry.alias_version(params, registry.CHAMPION)
     if version is None:
         raise NoChampionError(
             f"{params.mlflow.model_name} has no champion yet: train and promote a model first"
         )
-    registry.client(params)  # sets the tracking URI
-    with tempfile.TemporaryDirectory(prefix="powerops-monitor-") as tmp:
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=tmp
-                )
-            )
-        except Exception as exc:  # MLflow raises several types for a missing artifact
-            raise MonitorError(
-                f"champion v{version.version} has no {ARTIFACT_DIR}/ artifacts (trained before "
-                f"monitoring existed?): retrain it. ({exc})"
-            ) from None
-        reference = Reference.from_bytes(
-            (local / REFERENCE_FILE).read_bytes(), (local / OUTLIERS_FILE).read_bytes()
-        )
-    pipeline = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")
+    try:
+        pipeline, reference = load_model_version(params, version)
+    except MissingReferenceError as exc:
+        raise MonitorError(str(exc)) from None
     return Champion(
         version=str(version.version),
         data_version=version.tags.get("data_version", "?"),
@@ -215,7 +198,7 @@ def _day_events(
     return days
 
 
-def _log_events(params: Params, start: datetime, end: datetime, pipeline: Any) -> dict[str, Any]:
+def log_indicators(params: Params, start: datetime, end: datetime, pipeline: Any) -> dict[str, Any]:
     """Per day of the prediction log: latency, schema rejections, feature skew."""
     import numpy as np
 
@@ -558,7 +541,7 @@ def run(params: Params, today: date) -> dict[str, Any]:
         known = events["data_days"].get(day)
         if known is None or ("live" not in known and "live" in record):
             events["data_days"][day] = record
-    log_days = _log_events(params, start, end, champion.pipeline)
+    log_days = log_indicators(params, start, end, champion.pipeline)
     events["log_days"].update(log_days)
     latest = readings[params.source.timestamp_column].max()
     age_days = (run_day - latest.to_pydatetime()).total_seconds() / 86400
@@ -586,6 +569,8 @@ def run(params: Params, today: date) -> dict[str, Any]:
             "data_version": champion.data_version,
             "test_wape": champion.test_wape,
             "training_end": reference.training_end.isoformat(),
+            # Model aging: how far the window's end is from the last hour it learnt from.
+            "age_days": round((end - reference.training_end.to_pydatetime()).days, 1),
         },
         "data": {
             "hours": int(in_window.sum()),
@@ -660,6 +645,7 @@ def _write(params: Params, report: dict[str, Any], events: dict[str, Any]) -> No
     history = _load_json(history_path, {})
     history[report["date"]] = {
         "champion": report["champion"]["version"],
+        "model_age_days": report["champion"]["age_days"],
         "drift": {r["column"]: r["wasserstein"] for r in report["drift"]["columns"]},
         "drifted": report["drift"]["drifted"],
         "live_wape": report["live"]["wape"],
@@ -683,7 +669,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """A few lines for the CLI and the task log."""
     live = report["live"]
     lines = [
-        f"monitor {report['date']}: champion v{report['champion']['version']}, window "
+        f"monitor {report['date']}: champion v{report['champion']['version']} "
+        f"({report['champion']['age_days']:.0f} days past its training data), window "
         f"{report['window']['start'][:10]}..{report['window']['end'][:10]}, "
         f"{report['data']['hours']} hours, data age {report['data']['age_days']:.1f} d",
         "drifted: "

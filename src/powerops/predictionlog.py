@@ -1,5 +1,7 @@
-"""The prediction log: every served or scheduled prediction, one Parquet file per UTC day under
-`paths.predictions`, read by monitoring for latency, schema skew, feature skew and live error.
+"""The prediction log: every served or scheduled prediction, under `paths.predictions`, one
+folder per UTC day (the rotation), holding append-only Parquet part files: a writer never
+rewrites what is there, so concurrent writers and crashes cannot lose earlier records.
+Monitoring reads it for latency, schema skew, feature skew and live error.
 
 One record per request:
 
@@ -40,8 +42,8 @@ def directory(params: Params) -> Path:
     return params.resolve(params.paths.predictions)
 
 
-def day_file(params: Params, day: date) -> Path:
-    return directory(params) / f"{day.isoformat()}.parquet"
+def day_folder(params: Params, day: date) -> Path:
+    return directory(params) / day.isoformat()
 
 
 def record(
@@ -76,19 +78,27 @@ def record(
     }
 
 
-def append(params: Params, records: list[dict[str, Any]]) -> None:
-    """Add records to their days' files (written whole, atomically)."""
+def append(params: Params, records: list[dict[str, Any]]) -> list[Path]:
+    """Write records as a new part file in each of their days' folders; return the files."""
+    import os
+    import uuid
+
     import pandas as pd
 
+    if not records:
+        return []
     frame = pd.DataFrame(records, columns=list(COLUMNS))
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    written = []
     for day, part in frame.groupby(frame["at"].dt.date):
-        path = day_file(params, day)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file():
-            part = pd.concat([pd.read_parquet(path), part], ignore_index=True)
+        folder = day_folder(params, day)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%H%M%S%f")
+        path = folder / f"part-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         with atomic_path(path) as tmp:
             part.to_parquet(tmp, index=False)
+        written.append(path)
+    return written
 
 
 def read(params: Params, start: datetime, end: datetime) -> pd.DataFrame:
@@ -99,9 +109,9 @@ def read(params: Params, start: datetime, end: datetime) -> pd.DataFrame:
     frames = []
     day = start_ts.date()
     while day <= end_ts.date():
-        path = day_file(params, day)
-        if path.is_file():
-            frames.append(pd.read_parquet(path))
+        frames += [
+            pd.read_parquet(path) for path in sorted(day_folder(params, day).glob("*.parquet"))
+        ]
         day += timedelta(days=1)
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))

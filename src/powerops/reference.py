@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from powerops import drift
@@ -22,6 +24,7 @@ from powerops.forecasting import TARGET
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
 
 # Where they sit among a model version's MLflow run artifacts.
 ARTIFACT_DIR = "monitoring"
@@ -113,3 +116,34 @@ class Reference:
     def from_bytes(cls, document: bytes, detector: bytes) -> Reference:
         # Our own files, written by training and logged with the model version.
         return cls(json.loads(document), pickle.loads(detector))
+
+
+class MissingReferenceError(LookupError):
+    """A model version was logged without the monitoring artifacts."""
+
+
+def load_model_version(params: Params, version: ModelVersion) -> tuple[Any, Reference]:
+    """A registered version's Pipeline and its stored reference, from MLflow."""
+    import mlflow.artifacts
+    import mlflow.sklearn
+
+    from powerops import registry
+
+    registry.client(params)  # sets the tracking URI
+    with tempfile.TemporaryDirectory(prefix="powerops-reference-") as tmp:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=tmp
+                )
+            )
+        except Exception as exc:  # MLflow raises several types for a missing artifact
+            raise MissingReferenceError(
+                f"model version {version.version} has no {ARTIFACT_DIR}/ artifacts (trained "
+                f"before monitoring existed?): retrain it. ({exc})"
+            ) from None
+        reference = Reference.from_bytes(
+            (local / REFERENCE_FILE).read_bytes(), (local / OUTLIERS_FILE).read_bytes()
+        )
+    pipeline = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")
+    return pipeline, reference

@@ -31,7 +31,7 @@ class SchemaIssue:
         return f"{self.field}: type {self.found}, the training signature has {self.expected}"
 
 
-def _kind(dtype: str) -> str:
+def kind(dtype: str) -> str:
     """Types that are interchangeable for the model compare equal: any float width, any
     integer width, any datetime resolution."""
     for prefix, kind in (("float", "float"), ("int", "integer"), ("datetime64", "datetime")):
@@ -50,7 +50,7 @@ def schema_issues(columns: dict[str, str], expected: dict[str, str]) -> list[Sch
     for name, dtype in columns.items():
         if name not in expected:
             issues.append(SchemaIssue(name, "extra", None, dtype))
-        elif _kind(dtype) != _kind(expected[name]):
+        elif kind(dtype) != kind(expected[name]):
             issues.append(SchemaIssue(name, "retyped", expected[name], dtype))
     return issues
 

@@ -1,0 +1,248 @@
+"""The serving endpoint with a real champion from a real MLflow registry.
+
+In-process through FastAPI's test client (the real app, lifespan included): every bad-input
+class gets its status and a message naming the field; metrics and the prediction log are
+populated and monitoring reads the log. Then `powerops serve` as a real process on a free
+loopback port: a rollback under load is served within the polling interval, with no failed
+request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from powerops import monitoring, predictionlog, registry, stages, testset, training
+from powerops.config import Params, load_params
+from tests.conftest import set_params
+
+
+def request_rows(first_day: str = "2007-03-10", forecast_hours: int = 24) -> list[dict[str, Any]]:
+    """Eight days of real history from the workspace's dataset, then hours to forecast."""
+    start = pd.Timestamp(first_day) - pd.Timedelta(hours=192)
+    history = pd.date_range(start, periods=192, freq="h")
+    rows = [
+        {"timestamp": t.isoformat(), "load_kw": 1.0 + (t.hour % 12) / 10, "coverage": 1.0}
+        for t in history
+    ]
+    rows += [
+        {
+            "timestamp": (history[-1] + pd.Timedelta(hours=h)).isoformat(),
+            "load_kw": None,
+            "coverage": 1.0,
+        }
+        for h in range(1, forecast_hours + 1)
+    ]
+    return rows
+
+
+@pytest.fixture
+def served_workspace(training_workspace: Path) -> Params:
+    """Four real months published; models v1 (data v3) and v2 (data v4), v2 the champion."""
+    set_params(training_workspace, serve={"poll_seconds": 0.5, "max_rows": 400})
+    params = load_params(training_workspace / "params.yaml")
+    stages.ingest(params)
+    stages.validate(params)
+    stages.publish(params)
+    results = training.train(params, by="test")
+    assert [r.model_version for r in results] == ["1", "2"]
+    return params
+
+
+def test_predict_bad_input_metrics_and_prediction_log(
+    served_workspace: Params, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from powerops import serving
+
+    params = served_workspace
+    champion = registry.alias_version(params, registry.CHAMPION)
+    assert champion is not None
+    version = str(champion.version)
+    with TestClient(serving.create_app(params)) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").json() == {"ready": True, "model_version": version}
+
+        good = client.post("/predict", json={"rows": request_rows()})
+        assert good.status_code == 200, good.text
+        answer = good.json()
+        assert answer["model_version"] == version and answer["request_id"]
+        assert len(answer["predictions"]) == 24
+        assert all(0 < p["load_kw"] < 10 for p in answer["predictions"])
+
+        def refused(body: Any, status: int, *words: str, raw: bool = False) -> None:
+            if raw:
+                response = client.post(
+                    "/predict", content=body, headers={"content-type": "application/json"}
+                )
+            else:
+                response = client.post("/predict", json=body)
+            assert response.status_code == status, (response.status_code, response.text)
+            detail = response.json()["detail"]
+            for word in words:
+                assert word in detail, detail
+
+        rows = request_rows()
+        refused(
+            {"rows": [{k: v for k, v in rows[0].items() if k != "coverage"}, *rows[1:]]},
+            422,
+            "rows[0].coverage: missing",
+        )
+        refused({"rows": [rows[0] | {"voltage": 230.0}, *rows[1:]]}, 422, "voltage")
+        refused({"rows": [rows[0] | {"load_kw": "high"}, *rows[1:]]}, 422, "rows[0].load_kw")
+        refused({"rows": [rows[0] | {"timestamp": 1173484800}, *rows[1:]]}, 422, "timestamp")
+        text = json.dumps({"rows": rows})
+        nan = text.replace('"load_kw": 1.0', '"load_kw": NaN', 1)
+        refused(nan, 422, "NaN", raw=True)
+        refused(text.replace('"load_kw": 1.0', '"load_kw": Infinity', 1), 422, "NaN", raw=True)
+        refused({"rows": request_rows(forecast_hours=300)}, 413, "limit is 400")
+        refused("x" * (params.serve.max_bytes + 1), 413, "bytes", raw=True)
+        refused('{"rows": [', 400, "not valid JSON", raw=True)
+        refused({"rows": [r for r in rows if r["load_kw"] is not None]}, 422, "no row to forecast")
+        refused({"rows": [*rows, rows[-1]]}, 422, "appears more than once")
+        aware = rows[0] | {"timestamp": rows[0]["timestamp"] + "+01:00"}
+        refused({"rows": [aware, *rows[1:]]}, 422, "rows[0].timestamp: naive local time")
+        refused([1, 2], 422, "rows")
+
+        metrics = client.get("/metrics").text
+        assert 'powerops_requests_total{status="200"} 1.0' in metrics
+        assert 'powerops_requests_total{status="422"} 10.0' in metrics
+        assert 'powerops_requests_total{status="413"} 2.0' in metrics
+        assert 'powerops_requests_total{status="400"} 1.0' in metrics
+        for field in ("coverage", "voltage", "load_kw", "timestamp"):
+            assert f'powerops_schema_skew_rejections_total{{field="{field}"}} 1.0' in metrics
+        assert "powerops_prediction_kw_count 24.0" in metrics
+        assert "powerops_request_latency_seconds_bucket" in metrics
+        info = f'powerops_model_info{{name="{params.mlflow.model_name}",version="{version}"}} 1.0'
+        assert info in metrics
+
+        monkeypatch.setenv(params.serve.api_key_env, "s3cret")
+    # The API key is read when the app is made.
+    with TestClient(serving.create_app(params)) as client:
+        assert client.post("/predict", json={"rows": rows}).status_code == 401
+        keyed = client.post("/predict", json={"rows": rows}, headers={"x-api-key": "s3cret"})
+        assert keyed.status_code == 200
+
+    # The log holds every request; monitoring recomputes the served features: no skew.
+    now = datetime.now(UTC)
+    logged = predictionlog.read(params, now - timedelta(hours=1), now + timedelta(minutes=1))
+    assert len(logged) == 16  # 14 requests, then 2 with the API key set
+    assert set(logged["status"]) == {200, 400, 401, 413, 422}
+    served = logged[logged["status"] == 200]
+    assert list(served["rows"]) == [216, 216]
+    pipeline = serving.load(params, champion).pipeline
+    days = monitoring.log_indicators(
+        params, now - timedelta(hours=1), now + timedelta(minutes=1), pipeline
+    )
+    day = days[str(now.date())]
+    assert day["feature_skew"] == {"rows": 48, "bad": 0}
+    assert day["schema"]["bad"] == 5 and day["schema"]["fields"]["coverage"] == 1
+    assert day["latency"]["events"] == 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url, data=body, headers={"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: Params) -> None:
+    params = served_workspace
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "powerops",
+            "--params",
+            str(params.root / "params.yaml"),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=params.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stdout.read().decode() if server.stdout else ""
+            assert time.monotonic() < deadline, "the service never became ready"
+            time.sleep(0.5)
+
+        body = json.dumps({"rows": request_rows()}).encode()
+        seen: list[tuple[float, int, str]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            while not stop.is_set():
+                status, answer = post(f"{url}/predict", body)
+                seen.append((time.monotonic(), status, answer.get("model_version", "")))
+
+        workers = [threading.Thread(target=load) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        time.sleep(2)
+        manifest = testset.load_manifest(params)
+        assert manifest is not None
+        registry.rollback(params, "test: rollback under load", None, manifest.sha256)
+        rolled_back = time.monotonic()
+        time.sleep(5)
+        stop.set()
+        for worker in workers:
+            worker.join()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+    assert seen and all(status == 200 for _, status, _ in seen), {s for _, s, _ in seen}
+    before = [v for t, _, v in seen if t < rolled_back]
+    assert set(before) == {"2"}
+    first_new = min(t for t, _, v in seen if v == "1")
+    # Within the polling interval plus loading the model from MLflow.
+    assert first_new - rolled_back < params.serve.poll_seconds + 5
+    assert all(v == "1" for t, _, v in seen if t > first_new)
+    print(
+        f"{len(seen)} requests, none failed; rollback served after {first_new - rolled_back:.2f} s"
+    )
