@@ -63,6 +63,9 @@ def main() -> int:
             f"{states[1]}, power_train {states[2]} ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
+    # The next day's hourly forecast by the champion, as power_score makes it every morning.
+    score = bag.dags["power_score"].test(logical_date=months[-1].end.replace(tzinfo=UTC))
+    print(f"power_score: {outcome(score)} ({time.perf_counter() - started:.0f} s)", flush=True)
     summary(params, time.perf_counter() - started)
     return 0
 
@@ -87,7 +90,7 @@ def outcome(run: Any) -> str:
 
 def summary(params: Any, seconds: float) -> None:
     """What the replay left behind, in one screen."""
-    from powerops import alerts, monitoring, registry, testset
+    from powerops import alerts, monitoring, registry, scoring, testset
     from powerops.catalog import Catalog
     from powerops.quarantine import Quarantine
 
@@ -134,6 +137,9 @@ def summary(params: Any, seconds: float) -> None:
         "monitoring alerts raised: "
         + ("; ".join(f"{day}: {', '.join(keys)}" for day, keys in sorted(raised.items())) or "none")
     )
+    forecasts = sorted(scoring.forecasts_dir(params).glob("*/*.parquet"))
+    if forecasts:
+        print(f"next-day forecast: {forecasts[-1]}")
     latest = monitoring.reports_dir(params) / "latest" / "report.html"
     if latest.is_file():
         print(f"monitoring report (opens from disk): {latest}")

@@ -30,6 +30,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
     from powerops.monitoring import MonitorError
     from powerops.quarantine import QuarantineError
     from powerops.registry import RegistryError
+    from powerops.scoring import ScoringError
     from powerops.source import SourceError
     from powerops.stack import StackError
     from powerops.stages import BatchConflictError, ValidationFailedError
@@ -48,6 +49,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
         ForecastError,
         MonitorError,
         RegistryError,
+        ScoringError,
         TestSetError,
         TrainingError,
         StackError,
@@ -188,6 +190,16 @@ def cmd_monitor(params: Params, args: argparse.Namespace) -> int:
         print(line)
     folder = monitoring.reports_dir(params)
     print(f"report: {folder / report['date'] / 'report.html'} (latest: {folder / 'latest'})")
+    return 0
+
+
+def cmd_score(params: Params, args: argparse.Namespace) -> int:
+    from powerops import monitoring, scoring
+
+    day = monitoring.parse_date(args.date) if args.date else monitoring.default_date(params)
+    result = scoring.score(params, day)
+    state = "wrote" if result.written else "already had"
+    print(f"{state} the forecast of {result.day} by model v{result.model_version}: {result.path}")
     return 0
 
 
@@ -478,6 +490,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="monitor the monitor.window_days days before this date (default: the day after "
         "the latest month in the dataset)",
+    )
+
+    score = add(
+        commands,
+        "score",
+        cmd_score,
+        "forecast a day's hours with the champion into data/forecasts/ and the prediction log",
+    )
+    score.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="the day to forecast (default, and at most: the day after the latest data)",
     )
 
     serve = add(

@@ -279,6 +279,7 @@ class PathsConfig(_Strict):
     test_set: str = "data/test_set"
     training: str = "data/training"
     predictions: str = "data/predictions"
+    forecasts: str = "data/forecasts"
     monitor_reports: str = "reports/monitor"
     catalog: str = "catalog"
     registry: str = "registry"

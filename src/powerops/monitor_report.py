@@ -203,6 +203,14 @@ def render(
     )
     note = report["drift"]["note"]
     schema = "; ".join(report["schema"]["issues"]) or "matches"
+    batch = (
+        ", ".join(
+            f"{b['day']} by v{b['model_version']}: WAPE {b['wape']:.3f}"
+            for b in report["batch_forecasts"]
+            if b["wape"] is not None
+        )
+        or "none in this window"
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>powerops monitor {report["date"]}</title><style>{STYLE}</style></head><body>
 <h1>powerops monitoring, {report["date"]}</h1>
@@ -220,6 +228,8 @@ Quarantined batches in the window: {html.escape(", ".join(data["quarantined"]) o
 {_slo_table(report)}
 <h3>Live error against the budget</h3>{_live_error(events, params)}
 <h3>Error budget left, per monitor run</h3>{_budget_over_time(history)}
+
+<p>Batch forecasts (power_score) scored against their actuals: {html.escape(batch)}.</p>
 
 <h2>Benefit delivered against the seasonal-naive baseline</h2>
 <p>{live_line}.</p>{_benefit(events, params)}

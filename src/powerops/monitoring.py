@@ -117,7 +117,7 @@ def load_champion(params: Params) -> Champion:
     )
 
 
-def _history_span(params: Params) -> pd.Timedelta:
+def history_span(params: Params) -> pd.Timedelta:
     """How far before the window the features read: the longest lag or window plus a block."""
     import pandas as pd
 
@@ -468,7 +468,7 @@ def run(params: Params, today: date) -> dict[str, Any]:
     champion = load_champion(params)
     reference = champion.reference
 
-    readings = read_window(params, start - _history_span(params), end)
+    readings = read_window(params, start - history_span(params), end)
     if readings.empty or readings[params.source.timestamp_column].max() < start:
         raise MonitorError(f"no readings between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
     table = modelling_table(
@@ -559,6 +559,7 @@ def run(params: Params, today: date) -> dict[str, Any]:
     naive_error = sum(d["live"]["naive_abs_error_kwh"] for d in live)
     actual = sum(d["live"]["actual_kwh"] for d in live)
     benefit = sum(d["live"]["benefit_kwh"] for d in live)
+    served = score_batch_forecasts(params, table, start, end)
     quarantine = Quarantine(params.quarantine_dir)
     window_months = {f"{m.year}-{m.month:02d}" for m in pd.period_range(start, end, freq="M")}
     report: dict[str, Any] = {
@@ -605,12 +606,46 @@ def run(params: Params, today: date) -> dict[str, Any]:
             "benefit_money": benefit * config.cost_per_kwh,
             "currency": config.currency,
         },
+        "batch_forecasts": served,
         "slos": evaluate_slos(params, events, end.date(), today),
     }
     report["alerts"] = _raise_and_resolve(params, report)
     report["seconds"] = round(time.perf_counter() - started, 2)
     _write(params, report, events)
     return report
+
+
+def score_batch_forecasts(
+    params: Params, table: pd.DataFrame, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """power_score's forecasts of the window's days (data/forecasts/), scored against the
+    actuals: what was really delivered, beside the champion's forward backtest."""
+    import pandas as pd
+
+    from powerops.scoring import forecasts_dir
+
+    actual = table.set_index("timestamp")[TARGET]
+    scored = []
+    for path in sorted(forecasts_dir(params).glob("*/*.parquet")):
+        day = date.fromisoformat(path.parent.name)
+        if not start.date() <= day < end.date():
+            continue
+        forecast = pd.read_parquet(path)
+        truth = actual.reindex(forecast["timestamp"]).to_numpy()
+        known = ~pd.isna(truth)
+        if not known.any():
+            continue
+        error = abs(forecast["load_kw"].to_numpy()[known] - truth[known]).sum()
+        total = abs(truth[known]).sum()
+        scored.append(
+            {
+                "day": day.isoformat(),
+                "model_version": str(forecast["model_version"].iloc[0]),
+                "hours": int(known.sum()),
+                "wape": float(error / total) if total else None,
+            }
+        )
+    return scored
 
 
 def _distribution(

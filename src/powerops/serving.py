@@ -117,24 +117,42 @@ def load(params: Params, version: Any) -> Served:
 
 
 class ModelHolder:
-    """The served model; a background thread follows the `champion` alias."""
+    """The served model; a background thread follows the `champion` alias. The `previous`
+    version (the rollback target) is kept loaded too, so a rollback swaps at the next poll
+    instead of waiting for MLflow to load it."""
 
     def __init__(self, params: Params) -> None:
         self.params = params
         self.current: Served | None = None
         self.swaps = 0
+        self._loaded: dict[str, Served] = {}
+
+    def _load(self, version: Any) -> Served:
+        key = str(version.version)
+        if key not in self._loaded:
+            self._loaded[key] = load(self.params, version)
+        return self._loaded[key]
 
     def refresh(self) -> bool:
-        """Load the champion if it is not the one served; True if the model changed."""
-        version = registry.alias_version(self.params, registry.CHAMPION)
-        if version is None or (self.current and self.current.version == str(version.version)):
-            return False
-        loaded = load(self.params, version)
-        previous = self.current.version if self.current else None
-        self.current = loaded  # the swap: one reference assignment
-        self.swaps += 1
-        log.warning("serving model version %s (was %s)", loaded.version, previous)
-        return True
+        """Serve the champion if it is not the one served; True if the model changed."""
+        champion = registry.alias_version(self.params, registry.CHAMPION)
+        changed = False
+        if champion is not None and (
+            self.current is None or self.current.version != str(champion.version)
+        ):
+            loaded = self._load(champion)
+            previous = self.current.version if self.current else None
+            self.current = loaded  # the swap: one reference assignment
+            self.swaps += 1
+            changed = True
+            log.warning("serving model version %s (was %s)", loaded.version, previous)
+        standby = registry.alias_version(self.params, registry.PREVIOUS)
+        if standby is not None:
+            self._load(standby)
+        keep = {self.current.version if self.current else None}
+        keep.add(str(standby.version) if standby is not None else None)
+        self._loaded = {k: v for k, v in self._loaded.items() if k in keep}
+        return changed
 
     def follow(self, stop: threading.Event) -> None:
         while not stop.wait(self.params.serve.poll_seconds):

@@ -50,6 +50,8 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
     assert "quarantined batches: none" in out
     # power_monitor judged the champion trained on data v3 against March.
     assert "monitoring report (opens from disk)" in out
+    assert "power_score: success" in out
+    assert (by_airflow / "data/forecasts/2007-04-01/model-v2.parquet").is_file()
     report = json.loads((by_airflow / "reports/monitor/latest/report.json").read_text())
     assert report["date"] == "2007-04-01" and report["champion"]["data_version"] == "3"
     assert report["live"]["days"], "March was never scored against its actuals"
