@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo demo-dvc up down test lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift lock clean-venv
+.PHONY: demo demo-dvc up down test lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -67,6 +67,9 @@ bench-orchestration: $(VENV)/.installed
 
 bench-drift: $(VENV)/.installed
 	$(BIN)/python bench/drift.py
+
+bench-serve: $(VENV)/.installed
+	$(BIN)/python bench/serve.py
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:
