@@ -80,8 +80,13 @@ def _drift_over_time(history: dict[str, Any], threshold: float) -> str:
     return _svg(fig)
 
 
+def _live_days(events: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(day, live error record) of every day scored against its actuals, oldest first."""
+    return sorted((d, v["live"]) for d, v in events["data_days"].items() if "live" in v)
+
+
 def _live_error(events: dict[str, Any], params: Params) -> str:
-    days = sorted((d, v["live"]) for d, v in events["data_days"].items() if "live" in v)
+    days = _live_days(events)
     if not days:
         return "<p class=muted>No day after the champion's training data has actuals yet.</p>"
     slo = next((s for s in params.monitor.slos if s.indicator == "live_wape"), None)
@@ -125,7 +130,7 @@ def _budget_over_time(history: dict[str, Any]) -> str:
 def _benefit(events: dict[str, Any], params: Params) -> str:
     import numpy as np
 
-    days = sorted((d, v["live"]) for d, v in events["data_days"].items() if "live" in v)
+    days = _live_days(events)
     if not days:
         return "<p class=muted>No benefit measured yet.</p>"
     fig, ax = _figure(7.5, 2.6)

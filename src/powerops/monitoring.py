@@ -245,6 +245,14 @@ def log_indicators(params: Params, start: datetime, end: datetime, pipeline: Any
 # SLOs and burn rates
 
 
+# SLIs recorded as counts per day: (events section, SLI key, key of the event count).
+COUNTED_SLIS = {
+    "outlier_rate": [("data_days", "outliers", "rows")],
+    "schema_skew": [("data_days", "schema", "rows"), ("log_days", "schema", "events")],
+    "latency": [("log_days", "latency", "events")],
+}
+
+
 def _slo_events(slo: SloConfig, events: dict[str, Any], first: date, last: date) -> tuple[int, int]:
     """(events, bad) of one SLI over the days first..last inclusive."""
     total = bad = 0
@@ -259,25 +267,15 @@ def _slo_events(slo: SloConfig, events: dict[str, Any], first: date, last: date)
             if live and live["wape"] is not None:
                 total += 1
                 bad += live["wape"] > slo.threshold
-    elif slo.indicator == "outlier_rate":
-        for day in days("data_days"):
-            total += day["outliers"]["rows"]
-            bad += day["outliers"]["bad"]
-    elif slo.indicator == "schema_skew":
-        for day in days("data_days"):
-            total += day["schema"]["rows"]
-            bad += day["schema"]["bad"]
-        for day in days("log_days"):
-            total += day["schema"]["events"]
-            bad += day["schema"]["bad"]
-    elif slo.indicator == "latency":
-        for day in days("log_days"):
-            total += day["latency"]["events"]
-            bad += day["latency"]["bad"]
     elif slo.indicator == "freshness":
         for run in days("runs"):
             total += 1
             bad += run["age_days"] is None or run["age_days"] > (slo.threshold or 0)
+    else:
+        for section, sli, events_key in COUNTED_SLIS[slo.indicator]:
+            for day in days(section):
+                total += day[sli][events_key]
+                bad += day[sli]["bad"]
     return total, int(bad)
 
 
@@ -455,7 +453,7 @@ def run(params: Params, today: date) -> dict[str, Any]:
 
     from powerops import forecasting, skew
     from powerops.quarantine import Quarantine
-    from powerops.table import modelling_table
+    from powerops.table import table_for
     from powerops.training import compute_threads
 
     started = time.perf_counter()
@@ -471,13 +469,7 @@ def run(params: Params, today: date) -> dict[str, Any]:
     readings = read_window(params, start - history_span(params), end)
     if readings.empty or readings[params.source.timestamp_column].max() < start:
         raise MonitorError(f"no readings between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
-    table = modelling_table(
-        readings,
-        params.source.timestamp_column,
-        params.table.target_column,
-        params.table.frequency,
-        params.source.frequency,
-    )
+    table = table_for(params, readings)
     in_window = table["timestamp"] >= start
     schema_issues = skew.schema_issues(skew.frame_schema(table), reference.input_schema)
     with compute_threads(params):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from powerops import drift
 from powerops.config import Params
 from powerops.forecasting import TARGET
+from powerops.skew import frame_schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,11 +41,6 @@ PREDICTION = "prediction"
 
 def monitored_features(features: pd.DataFrame) -> list[str]:
     return [c for c in features.columns if c.startswith(HISTORY_PREFIX) and c not in NOT_MONITORED]
-
-
-def input_schema(frame: pd.DataFrame) -> dict[str, str]:
-    """Column name -> dtype of the model's input frame: the signature serving must match."""
-    return {str(name): str(dtype) for name, dtype in frame.dtypes.items()}
 
 
 def build(
@@ -78,7 +74,7 @@ def build(
         "features": columns,
         "target": TARGET,
         "prediction": PREDICTION,
-        "input_schema": input_schema(table),
+        "input_schema": frame_schema(table),  # the signature serving must match
         "training_start": timestamps.min().isoformat(),
         "training_end": timestamps.max().isoformat(),
         "training_rows": int(use.sum()),
@@ -125,7 +121,6 @@ class MissingReferenceError(LookupError):
 def load_model_version(params: Params, version: ModelVersion) -> tuple[Any, Reference]:
     """A registered version's Pipeline and its stored reference, from MLflow."""
     import mlflow.artifacts
-    import mlflow.sklearn
 
     from powerops import registry
 
@@ -145,5 +140,14 @@ def load_model_version(params: Params, version: ModelVersion) -> tuple[Any, Refe
         reference = Reference.from_bytes(
             (local / REFERENCE_FILE).read_bytes(), (local / OUTLIERS_FILE).read_bytes()
         )
-    pipeline = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")
-    return pipeline, reference
+    return load_pipeline(params, version), reference
+
+
+def load_pipeline(params: Params, version: ModelVersion) -> Any:
+    """A registered version's Pipeline, from MLflow."""
+    import mlflow.sklearn
+
+    from powerops import registry
+
+    registry.client(params)  # sets the tracking URI
+    return mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")

@@ -47,8 +47,8 @@ def score(params: Params, day: date) -> BatchForecast:
     import pandas as pd
 
     from powerops.monitoring import default_date, history_span, read_window
-    from powerops.reference import load_model_version
-    from powerops.table import modelling_table
+    from powerops.reference import load_pipeline
+    from powerops.table import table_for
     from powerops.training import compute_threads
 
     champion = registry.alias_version(params, registry.CHAMPION)
@@ -65,18 +65,12 @@ def score(params: Params, day: date) -> BatchForecast:
     readings = read_window(params, midnight - history_span(params), midnight)
     if readings.empty:
         raise ScoringError(f"no readings before {day}: nothing to forecast from")
-    history = modelling_table(
-        readings,
-        params.source.timestamp_column,
-        params.table.target_column,
-        params.table.frequency,
-        params.source.frequency,
-    )
+    history = table_for(params, readings)
     period = pd.Timedelta(params.table.frequency)
     hours = pd.date_range(midnight, midnight + timedelta(days=1), freq=period, inclusive="left")
     ahead = pd.DataFrame({"timestamp": hours, "load_kw": float("nan"), "coverage": 1.0})
     frame = pd.concat([history, ahead.astype(history.dtypes.to_dict())], ignore_index=True)
-    pipeline, _ = load_model_version(params, champion)
+    pipeline = load_pipeline(params, champion)
     with compute_threads(params):
         features = pipeline[:-1].transform(frame).iloc[len(history) :]
         values = pipeline[-1].predict(features)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from powerops.config import Params
+
 TABLE_COLUMNS = ("timestamp", "load_kw", "coverage")
 
 
@@ -36,3 +38,15 @@ def modelling_table(
     )
     table.index = table.index.astype("datetime64[us]")
     return table.rename_axis("timestamp").reset_index()
+
+
+def table_for(params: Params, readings: pd.DataFrame) -> pd.DataFrame:
+    """The modelling table of readings as params.yaml configures it (training, monitoring and
+    batch scoring all build it this way)."""
+    return modelling_table(
+        readings,
+        params.source.timestamp_column,
+        params.table.target_column,
+        params.table.frequency,
+        params.source.frequency,
+    )

@@ -34,7 +34,7 @@ from powerops.storage import (
     sha256_bytes,
     sha256_file,
 )
-from powerops.table import modelling_table
+from powerops.table import table_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -118,13 +118,7 @@ def build_table(params: Params, readings: pd.DataFrame, name: str) -> pd.DataFra
     from powerops.validation import validate_table
 
     timestamps = readings[params.source.timestamp_column]
-    table = modelling_table(
-        readings,
-        params.source.timestamp_column,
-        params.table.target_column,
-        params.table.frequency,
-        params.source.frequency,
-    )
+    table = table_for(params, readings)
     report = validate_table(table, params, timestamps.iloc[0], timestamps.iloc[-1], name)
     if not report.success:
         raise TrainingError(report.message())
@@ -581,9 +575,13 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
         mlflow.log_dict(
             {"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json"
         )
-        for name in (reference.REFERENCE_FILE, reference.OUTLIERS_FILE):
+        recorded = {
+            reference.REFERENCE_FILE: record["fit"]["reference_sha256"],
+            reference.OUTLIERS_FILE: record["fit"]["outliers_sha256"],
+        }
+        for name, digest in recorded.items():
             path = job.directory(params) / name
-            if sha256_file(path) != record["fit"][name.split(".")[0] + "_sha256"]:
+            if sha256_file(path) != digest:
                 raise TrainingError(f"{path} changed since `fit`: run it again")
             mlflow.log_artifact(str(path), artifact_path=reference.ARTIFACT_DIR)
         info = mlflow.sklearn.log_model(
