@@ -20,6 +20,12 @@ steps; the model learns from `step` how far ahead each row is. The transformers 
 X itself as history and learn nothing in `fit`, so at serving time X must contain the history
 (at least the longest lag or window before the origin) together with the rows to forecast.
 
+Each transformer's `transform_arrays` computes the features from plain NumPy columns
+(`{name: array}`); `transform` checks a DataFrame, hands its columns to `transform_arrays` and
+wraps the result. The online service calls `transform_arrays` directly (a pandas frame costs
+more than the arithmetic on a one-day request), so training and serving still run one body of
+feature code.
+
 Timestamps are naive local clock time on a regular grid: arithmetic is clock arithmetic, so a
 day always has 24 hourly periods and daylight-saving changes are neither detected nor adjusted.
 """
@@ -27,8 +33,9 @@ day always has 24 hourly periods and daylight-saving changes are neither detecte
 from __future__ import annotations
 
 import datetime
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -49,6 +56,8 @@ __all__ = [
 ]
 
 _FloatArray = npt.NDArray[np.float64]
+_NS_PER_HOUR = 3_600_000_000_000
+_NS_PER_DAY = 24 * _NS_PER_HOUR
 
 
 def easter_sunday(year: int) -> datetime.date:
@@ -77,6 +86,16 @@ def french_holidays(year: int) -> set[datetime.date]:
     }
 
 
+@functools.cache
+def _holidays_between(first_year: int, last_year: int) -> npt.NDArray[np.datetime64]:
+    """The French public holidays of the years first_year..last_year (a read-only array)."""
+    days = sorted(day for year in range(first_year, last_year + 1) for day in french_holidays(year))
+    holidays = np.array(days, dtype="datetime64[D]")
+    holidays.flags.writeable = False
+    return holidays
+
+
+@functools.cache
 def _period(frequency: str) -> pd.Timedelta:
     """The fixed length of one period; calendar frequencies (months, weeks) are rejected."""
     try:
@@ -116,7 +135,7 @@ def forecast_origin(timestamps: pd.Series, frequency: str, horizon: int) -> pd.S
 
 
 def _timestamps(X: pd.DataFrame, column: str) -> pd.Series:
-    """The timestamp column of X, checked to be naive datetime64 without missing values."""
+    """The timestamp column of X, checked to be naive datetime64."""
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
     if column not in X.columns:
@@ -128,9 +147,33 @@ def _timestamps(X: pd.DataFrame, column: str) -> pd.Series:
         )
     if not pd.api.types.is_datetime64_dtype(timestamps.dtype):
         raise ValueError(f"column {column!r} must be datetime64, got {timestamps.dtype}")
-    if timestamps.isna().any():
-        raise ValueError(f"column {column!r} has missing timestamps (NaT)")
     return timestamps
+
+
+def _nanoseconds(columns: Mapping[str, np.ndarray], column: str) -> npt.NDArray[np.int64]:
+    """A naive datetime64 column (any unit) as int64 nanoseconds since 1970, without NaT."""
+    if column not in columns:
+        raise ValueError(f"X has no column {column!r} (columns: {list(columns)})")
+    values = np.asarray(columns[column])
+    if values.dtype.kind != "M":
+        raise ValueError(f"column {column!r} must be datetime64, got {values.dtype}")
+    if np.isnat(values).any():
+        raise ValueError(f"column {column!r} has missing timestamps (NaT)")
+    nanoseconds: npt.NDArray[np.int64] = values.astype("datetime64[ns]").view(np.int64)
+    return nanoseconds
+
+
+def _columns_of(X: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named columns of X as NumPy arrays (float64 for the target, NaN for missing)."""
+    return {
+        name: (
+            X[name].to_numpy()
+            if pd.api.types.is_datetime64_dtype(X[name].dtype)
+            else X[name].to_numpy(dtype="float64", na_value=np.nan)
+        )
+        for name in names
+        if name in X.columns
+    }
 
 
 def _check_column_name(name: object, parameter: str) -> str:
@@ -155,22 +198,28 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """One float64 row of calendar features per row of X, with X's index and order."""
         check_is_fitted(self)
-        columns = self._columns()
-        timestamps = _timestamps(X, self.timestamp_column).dt
-        dayofweek = timestamps.day_of_week.to_numpy()
-        features: dict[str, npt.ArrayLike] = {
-            "hour": timestamps.hour.to_numpy(),
-            "dayofweek": dayofweek,
-            "month": timestamps.month.to_numpy(),
-            "dayofyear": timestamps.day_of_year.to_numpy(),
-            "is_weekend": dayofweek >= 5,
-        }
-        if self.holidays:
-            years = np.unique(timestamps.year.to_numpy()).tolist()
-            dates = sorted(day for year in years for day in french_holidays(int(year)))
-            holidays = pd.DatetimeIndex(dates)
-            features["is_holiday"] = timestamps.normalize().isin(holidays).to_numpy()
-        return pd.DataFrame(features, index=X.index, columns=columns, dtype="float64")
+        _timestamps(X, self.timestamp_column)
+        features = self.transform_arrays(_columns_of(X, [self.timestamp_column]))
+        return pd.DataFrame(features, index=X.index, columns=self._columns())
+
+    def transform_arrays(self, columns: Mapping[str, np.ndarray]) -> _FloatArray:
+        """The features of NumPy columns, as an (n, features) float64 array."""
+        check_is_fitted(self)
+        names = self._columns()
+        nanoseconds = _nanoseconds(columns, self.timestamp_column)
+        days = nanoseconds // _NS_PER_DAY  # floor: days since 1970-01-01, a Thursday
+        dates = days.astype("datetime64[D]")
+        features = np.empty((len(days), len(names)), dtype=np.float64)
+        features[:, 0] = (nanoseconds - days * _NS_PER_DAY) // _NS_PER_HOUR
+        features[:, 1] = (days + 3) % 7  # Monday 0 .. Sunday 6
+        features[:, 2] = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+        features[:, 3] = (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
+        features[:, 4] = features[:, 1] >= 5
+        if self.holidays and len(dates):
+            years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+            holidays = _holidays_between(int(years.min()), int(years.max()))
+            features[:, 5] = np.isin(dates, holidays)
+        return features
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """The output column names; they depend only on the parameters, not on the input."""
@@ -253,53 +302,72 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """
         check_is_fitted(self)
         config = self._config()
-        timestamps = _timestamps(X, config.timestamp_column)
+        _timestamps(X, config.timestamp_column)
         if config.target_column not in X.columns:
             raise ValueError(
                 f"X has no column {config.target_column!r} (columns: {list(X.columns)})"
             )
-        if len(X) == 0:
-            return pd.DataFrame(index=X.index, columns=config.columns, dtype="float64")
-        duplicated = timestamps.duplicated(keep=False)
-        if duplicated.any():
-            examples = sorted(timestamps[duplicated].unique())[:3]
+        columns = _columns_of(X, [config.timestamp_column, config.target_column])
+        features = self.transform_arrays(columns)
+        return pd.DataFrame(features, index=X.index, columns=config.columns)
+
+    def transform_arrays(self, columns: Mapping[str, np.ndarray]) -> _FloatArray:
+        """The features of NumPy columns (the target as float64, NaN for missing), as an
+        (n, features) float64 array."""
+        check_is_fitted(self)
+        config = self._config()
+        nanoseconds = _nanoseconds(columns, config.timestamp_column)
+        if config.target_column not in columns:
+            raise ValueError(f"X has no column {config.target_column!r} (columns: {list(columns)})")
+        target = np.asarray(columns[config.target_column], dtype=np.float64)
+        if len(nanoseconds) == 0:
+            return np.empty((0, len(config.columns)), dtype=np.float64)
+        ordered = np.sort(nanoseconds)
+        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+        if len(repeated):
+            examples = np.unique(repeated)[:3].astype("datetime64[ns]")
             raise ValueError(
                 f"X has duplicate timestamps in column {config.timestamp_column!r} "
-                f"({int(duplicated.sum())} rows, e.g. {', '.join(str(t) for t in examples)}); "
+                f"({int(np.isin(nanoseconds, repeated).sum())} rows, e.g. "
+                f"{', '.join(str(pd.Timestamp(t)) for t in examples)}); "
                 "the history must have one row per period"
             )
-        target = X[config.target_column].to_numpy(dtype="float64", na_value=np.nan)
-
-        origins = forecast_origin(timestamps, config.frequency, config.horizon)
-        if (timestamps.dt.floor(config.period) != timestamps).any():
+        period = int(config.period.value)  # nanoseconds
+        if (nanoseconds % period).any():
             raise ValueError(
                 f"column {config.timestamp_column!r} has timestamps that are not on the "
                 f"{config.frequency} grid"
             )
+        # Blocks are floored on the Unix epoch, as pandas' floor does (forecast_origin).
+        origins = nanoseconds // (period * config.horizon) * (period * config.horizon)
         # Positions on a regular grid from the first timestamp make a missing period a NaN in
         # the grid, so lags and windows count periods, not rows.
-        start = timestamps.min()
-        position = ((timestamps - start) // config.period).to_numpy(dtype=np.int64)
-        origin_position = ((origins - start) // config.period).to_numpy(dtype=np.int64)
+        start = int(ordered[0])
+        position = (nanoseconds - start) // period
+        origin_position = (origins - start) // period
         step = position - origin_position + 1
         grid = np.full(int(position.max()) + 1, np.nan)
         grid[position] = target
 
         before_origin = origin_position - 1
-        features: dict[str, _FloatArray] = {"step": step.astype(np.float64)}
-        for lag in config.lags:
+        features = np.empty((len(nanoseconds), len(config.columns)), dtype=np.float64)
+        features[:, 0] = step
+        for column, lag in enumerate(config.lags, start=1):
             values = _take(grid, position - lag)
             # lag >= step is the same as (t - lag periods) < origin: only then is it known.
             values[lag < step] = np.nan
-            features[f"lag_{lag}"] = values
-        features["last_value"] = _take(grid, before_origin)
-        series = pd.Series(grid)
+            features[:, column] = values
+        column = len(config.lags) + 1
+        features[:, column] = _take(grid, before_origin)
+        # Windows end at the period before each origin, and many rows share an origin: each
+        # distinct window is computed once.
+        ends, window_of_row = np.unique(before_origin, return_inverse=True)
         for window in config.windows:
-            rolling = series.rolling(window, min_periods=math.ceil(window / 2))
-            # The window ending at origin - 1 period covers [origin - window, origin).
-            features[f"rolling_mean_{window}"] = _take(rolling.mean().to_numpy(), before_origin)
-            features[f"rolling_max_{window}"] = _take(rolling.max().to_numpy(), before_origin)
-        return pd.DataFrame(features, index=X.index, columns=config.columns, dtype="float64")
+            mean, largest = _window_stats(grid, ends, window, math.ceil(window / 2))
+            features[:, column + 1] = mean[window_of_row]
+            features[:, column + 2] = largest[window_of_row]
+            column += 2
+        return features
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """The output column names; they depend only on the parameters, not on the input."""
@@ -329,3 +397,21 @@ def _take(values: _FloatArray, positions: npt.NDArray[np.int64]) -> _FloatArray:
     out = np.full(len(positions), np.nan)
     out[inside] = values[positions[inside]]
     return out
+
+
+def _window_stats(
+    grid: _FloatArray, ends: npt.NDArray[np.int64], window: int, min_periods: int
+) -> tuple[_FloatArray, _FloatArray]:
+    """Mean and max of the `window` grid values ending at each of `ends` (inclusive), NaN
+    where fewer than `min_periods` of them are known."""
+    values = _take(grid, (ends[:, None] + np.arange(1 - window, 1)).ravel())
+    values = values.reshape(len(ends), window)
+    known = ~np.isnan(values)
+    count = known.sum(axis=1)
+    enough = count >= min_periods
+    total = np.where(known, values, 0.0).sum(axis=1)
+    mean = np.full(len(ends), np.nan)
+    mean[enough] = total[enough] / count[enough]
+    largest = np.where(known, values, -np.inf).max(axis=1, initial=-np.inf)
+    largest[~enough] = np.nan
+    return mean, largest
