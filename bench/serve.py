@@ -3,8 +3,8 @@
 In a temporary workspace holding the first four real months (the source CSV cut before
 2007-04-01, as the tests do) and two trained model versions, the champion is served twice,
 each server a real process bound to a free loopback port:
-- `powerops serve` (FastAPI on uvicorn, one process), POST /predict {"rows": [...]};
-- `mlflow models serve -m models:/<name>/<version> --env-manager local -w 1` (MLflow's own
+- `powerops serve --workers W` (FastAPI on uvicorn), POST /predict {"rows": [...]};
+- `mlflow models serve -m models:/<name>/<version> --env-manager local -w W` (MLflow's own
   scoring server, FastAPI on uvicorn too), POST /invocations in MLflow's scoring format
   {"dataframe_split": {"columns": [...], "data": [...]}}.
 
@@ -315,6 +315,9 @@ def main() -> int:
     parser.add_argument(
         "--workspace", type=Path, help="a workspace with a champion already trained (reused)"
     )
+    parser.add_argument(
+        "--workers", type=int, help="worker processes of each server (default: serve.workers)"
+    )
     args = parser.parse_args()
 
     from tests.e2e.test_serving import request_rows
@@ -344,6 +347,7 @@ def main() -> int:
         champion = registry.alias_version(params, registry.CHAMPION)
         assert champion is not None, "no champion in the workspace"
         version = str(champion.version)
+        workers = args.workers or params.serve.workers
         columns = signature_columns(params, version)
         rows = request_rows(forecast_hours=max(SIZES))
         our_bodies, mlflow_bodies = bodies(rows, columns)
@@ -372,6 +376,8 @@ def main() -> int:
                         "serve",
                         "--port",
                         str(ours.port),
+                        "--workers",
+                        str(workers),
                     ],
                     env,
                     workspace,
@@ -395,7 +401,7 @@ def main() -> int:
                         "-p",
                         str(mlflow.port),
                         "-w",
-                        "1",
+                        str(workers),
                     ],
                     env,
                     workspace,
@@ -405,7 +411,8 @@ def main() -> int:
             ours_up = wait_ready(processes[0], f"http://127.0.0.1:{ours.port}/ready", ours_log)
             mlflow_up = wait_ready(processes[1], f"http://127.0.0.1:{mlflow.port}/ping", mlflow_log)
             print(
-                f"model {params.mlflow.model_name} version {version}; ready after "
+                f"model {params.mlflow.model_name} version {version}, {workers} worker "
+                f"process(es) each; ready after "
                 f"{ours_up:.1f} s (powerops serve), {mlflow_up:.1f} s (mlflow models serve); "
                 f"MLflow columns {columns}"
             )

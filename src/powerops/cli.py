@@ -206,7 +206,7 @@ def cmd_score(params: Params, args: argparse.Namespace) -> int:
 def cmd_serve(params: Params, args: argparse.Namespace) -> int:
     from powerops import serving
 
-    serving.serve(params, args.host, args.port)
+    serving.serve(params, args.host, args.port, args.workers)
     return 0
 
 
@@ -512,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="bind address (default: serve.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (default: serve.workers, 2; >= 1)"
+    )
 
     data = commands.add_parser(
         "data",

@@ -267,6 +267,7 @@ class ServeConfig(_Strict):
     max_bytes: int = Field(default=1_000_000, ge=1024)  # request body size
     api_key_env: str = "POWEROPS_API_KEY"  # if this variable is set, /predict requires it
     log_flush_seconds: float = Field(default=1.0, gt=0)  # prediction log buffer
+    workers: int = Field(default=2, ge=1)  # processes: one per core
 
 
 class PathsConfig(_Strict):

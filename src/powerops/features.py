@@ -202,11 +202,16 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         features = self.transform_arrays(_columns_of(X, [self.timestamp_column]))
         return pd.DataFrame(features, index=X.index, columns=self._columns())
 
-    def transform_arrays(self, columns: Mapping[str, np.ndarray]) -> _FloatArray:
-        """The features of NumPy columns, as an (n, features) float64 array."""
+    def transform_arrays(
+        self, columns: Mapping[str, np.ndarray], rows: npt.NDArray[np.intp] | None = None
+    ) -> _FloatArray:
+        """The features of NumPy columns, as an (n, features) float64 array; of the `rows`
+        positions only when given."""
         check_is_fitted(self)
         names = self._columns()
         nanoseconds = _nanoseconds(columns, self.timestamp_column)
+        if rows is not None:
+            nanoseconds = nanoseconds[rows]
         days = nanoseconds // _NS_PER_DAY  # floor: days since 1970-01-01, a Thursday
         dates = days.astype("datetime64[D]")
         features = np.empty((len(days), len(names)), dtype=np.float64)
@@ -311,9 +316,12 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         features = self.transform_arrays(columns)
         return pd.DataFrame(features, index=X.index, columns=config.columns)
 
-    def transform_arrays(self, columns: Mapping[str, np.ndarray]) -> _FloatArray:
+    def transform_arrays(
+        self, columns: Mapping[str, np.ndarray], rows: npt.NDArray[np.intp] | None = None
+    ) -> _FloatArray:
         """The features of NumPy columns (the target as float64, NaN for missing), as an
-        (n, features) float64 array."""
+        (n, features) float64 array; of the `rows` positions only when given (the service
+        asks for the rows it forecasts: every row is still history)."""
         check_is_fitted(self)
         config = self._config()
         nanoseconds = _nanoseconds(columns, config.timestamp_column)
@@ -338,19 +346,22 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 f"column {config.timestamp_column!r} has timestamps that are not on the "
                 f"{config.frequency} grid"
             )
-        # Blocks are floored on the Unix epoch, as pandas' floor does (forecast_origin).
-        origins = nanoseconds // (period * config.horizon) * (period * config.horizon)
         # Positions on a regular grid from the first timestamp make a missing period a NaN in
         # the grid, so lags and windows count periods, not rows.
         start = int(ordered[0])
         position = (nanoseconds - start) // period
-        origin_position = (origins - start) // period
-        step = position - origin_position + 1
         grid = np.full(int(position.max()) + 1, np.nan)
         grid[position] = target
 
+        if rows is not None:
+            nanoseconds, position = nanoseconds[rows], position[rows]
+        # Blocks are floored on the Unix epoch, as pandas' floor does (forecast_origin).
+        block = period * config.horizon
+        origins = nanoseconds // block * block
+        origin_position = (origins - start) // period
+        step = position - origin_position + 1
         before_origin = origin_position - 1
-        features = np.empty((len(nanoseconds), len(config.columns)), dtype=np.float64)
+        features = np.empty((len(position), len(config.columns)), dtype=np.float64)
         features[:, 0] = step
         for column, lag in enumerate(config.lags, start=1):
             values = _take(grid, position - lag)

@@ -33,6 +33,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TARGET = "load_kw"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by `serve` for several workers
+PARAMS_ENV = "POWEROPS_SERVE_PARAMS"  # the params, as JSON, for each worker process
 INLINE_BYTES = 64_000  # bodies up to this size (~900 rows) are answered on the event loop
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -123,8 +126,9 @@ class Served:
     forest: FlatForest | None
     loaded_at: float
 
-    def features(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        return np.hstack([t.transform_arrays(columns) for t in self.transformers])
+    def features(self, columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """The features of the `rows` positions, every row being history."""
+        return np.hstack([t.transform_arrays(columns, rows) for t in self.transformers])
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if self.forest is not None and len(features) <= MAX_ROWS:
@@ -177,6 +181,7 @@ class ModelHolder:
         self.params = params
         self.current: Served | None = None
         self.swaps = 0
+        self.on_swap: Callable[[Served], None] | None = None
         self._loaded: dict[str, Served] = {}
 
     def _load(self, version: Any) -> Served:
@@ -196,6 +201,8 @@ class ModelHolder:
             previous = self.current.version if self.current else None
             self.current = loaded  # the swap: one reference assignment
             self.swaps += 1
+            if self.on_swap is not None:
+                self.on_swap(loaded)
             changed = True
             log.warning("serving model version %s (was %s)", loaded.version, previous)
         standby = registry.alias_version(self.params, registry.PREVIOUS)
@@ -242,39 +249,58 @@ class LogBuffer:
 
 
 class Metrics:
-    """The serving SLIs, in their own Prometheus registry."""
+    """The serving SLIs. With several worker processes (`serve.workers`), each process writes
+    its values to files in $PROMETHEUS_MULTIPROC_DIR and /metrics adds them up across the
+    live workers (prometheus_client's multiprocess mode)."""
 
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-        self.registry = CollectorRegistry()
+        self.multiprocess = MULTIPROC_ENV in os.environ
+        self.registry = CollectorRegistry()  # what /metrics exposes
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+        register = None if self.multiprocess else self.registry
         self.latency = Histogram(
             "powerops_request_latency_seconds",
             "Time to answer /predict, from the body read to the response.",
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=register,
         )
         self.requests = Counter(
-            "powerops_requests",
-            "/predict requests by HTTP status.",
-            ["status"],
-            registry=self.registry,
+            "powerops_requests", "/predict requests by HTTP status.", ["status"], registry=register
         )
         self.schema_skew = Counter(
             "powerops_schema_skew_rejections",
             "Requests rejected because a field was missing, extra or mistyped, by field.",
             ["field"],
-            registry=self.registry,
+            registry=register,
         )
         self.predictions = Histogram(
             "powerops_prediction_kw",
             "Forecast values served (kW).",
             buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
-            registry=self.registry,
+            registry=register,
         )
-        self.model = Info(
-            "powerops_model", "The model version being served.", registry=self.registry
+        # A gauge, not an Info (which multiprocess mode lacks): 1 for the version served, 0
+        # for one served before in this process.
+        self.model = Gauge(
+            "powerops_model_info",
+            "The model version being served (1); versions served before read 0.",
+            ["name", "version"],
+            registry=register,
+            multiprocess_mode="livemax",
         )
+        self._version: tuple[str, str] | None = None
+
+    def serving(self, name: str, version: str) -> None:
+        """Record the version now served."""
+        if self._version is not None and self._version != (name, version):
+            self.model.labels(*self._version).set(0)
+        self.model.labels(name, version).set(1)
+        self._version = (name, version)
 
 
 _PROBLEMS = {
@@ -368,6 +394,8 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
     holder = holder or ModelHolder(params)
     buffer = LogBuffer(params)
     metrics = Metrics()
+    name = params.mlflow.model_name
+    holder.on_swap = lambda served: metrics.serving(name, served.version)
     stop = threading.Event()
     api_key = os.environ.get(params.serve.api_key_env) or None
 
@@ -379,6 +407,8 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
         threadpool_limits(limits=params.train.threads)
         if holder.current is None:
             holder.refresh()
+        elif holder.on_swap is not None:
+            holder.on_swap(holder.current)
         # Startup leaves ~350k long-lived objects (MLflow, pandas, the model): one full garbage
         # collection over them takes ~300 ms, a pause every request in flight would wait out.
         # Frozen, they are never scanned again; collections see what requests allocate.
@@ -397,6 +427,10 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
             for thread in threads:
                 thread.join(timeout=10)
             buffer.flush()
+            if metrics.multiprocess:
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app = FastAPI(title="powerops forecasts", lifespan=lifespan)
     app.state.holder, app.state.log, app.state.metrics = holder, buffer, metrics
@@ -414,9 +448,6 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        served = holder.current
-        if served is not None:
-            metrics.model.info({"version": served.version, "name": params.mlflow.model_name})
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/predict")
@@ -474,7 +505,7 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
                     422, f"{TARGET}: no row to forecast (rows with {TARGET} null are forecast)"
                 )
             try:
-                features = served.features(columns)[forecast]
+                features = served.features(columns, forecast)
             except (ValueError, TypeError) as exc:  # the transformers' own input checks
                 raise RequestError(422, f"timestamp: {exc}", []) from None
             outputs = served.predict(features).tolist()
@@ -499,11 +530,35 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
     return app
 
 
-def serve(params: Params, host: str | None = None, port: int | None = None) -> None:
-    """Run the service until interrupted."""
+def serve(
+    params: Params, host: str | None = None, port: int | None = None, workers: int | None = None
+) -> None:
+    """Run the service until interrupted, in `serve.workers` processes."""
+    import tempfile
+
     import uvicorn
 
-    app = create_app(params)
     host, port = host or params.serve.host, port or params.serve.port
-    print(f"serving {params.mlflow.model_name}@champion on http://{host}:{port}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    workers = workers or params.serve.workers
+    print(
+        f"serving {params.mlflow.model_name}@champion on http://{host}:{port} "
+        f"({workers} worker{'s' if workers > 1 else ''})",
+        flush=True,
+    )
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning"}
+    if workers == 1:
+        uvicorn.run(create_app(params), access_log=False, **options)
+        return
+    # Each worker process loads the champion, follows the alias and writes its own prediction
+    # log parts; uvicorn's supervisor restarts a worker that dies. Metrics go through files.
+    with tempfile.TemporaryDirectory(prefix="powerops-metrics-") as directory:
+        os.environ[MULTIPROC_ENV] = directory
+        os.environ[PARAMS_ENV] = params.model_dump_json()
+        uvicorn.run(
+            f"{__name__}:worker_app", factory=True, workers=workers, access_log=False, **options
+        )
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (uvicorn imports this module anew in each)."""
+    return create_app(Params.model_validate_json(os.environ[PARAMS_ENV]))

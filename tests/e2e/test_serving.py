@@ -246,6 +246,8 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
         stop.set()
         for worker in workers:
             worker.join()
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -257,10 +259,19 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
     assert seen and all(status == 200 for _, status, _ in seen), {s for _, s, _ in seen}
     before = [v for t, _, v in seen if t < rolled_back]
     assert set(before) == {"2"}
-    first_new = min(t for t, _, v in seen if v == "1")
-    # Within the polling interval: the rollback target was kept loaded (plus a request's time).
-    assert first_new - rolled_back < params.serve.poll_seconds + 1.5
-    assert all(v == "1" for t, _, v in seen if t > first_new)
+    # Every worker process serves the rollback within the polling interval (the rollback
+    # target was kept loaded), plus a request's time; then only the rollback target.
+    last_old = max(t for t, _, v in seen if v == "2")
+    assert last_old - rolled_back < params.serve.poll_seconds + 1.5
+    assert {v for t, _, v in seen if t > last_old} == {"1"}
+    # The two worker processes (serve.workers) both answered; /metrics adds up their counts.
+    parts = list(predictionlog.directory(params).glob("*/part-*.parquet"))
+    assert len({path.name.split("-")[2] for path in parts}) == params.serve.workers == 2
+    assert f'powerops_requests_total{{status="200"}} {float(len(seen))}' in metrics, metrics
+    name = params.mlflow.model_name
+    assert f'powerops_model_info{{name="{name}",version="1"}} 1.0' in metrics
+    assert f'powerops_model_info{{name="{name}",version="2"}} 0.0' in metrics
     print(
-        f"{len(seen)} requests, none failed; rollback served after {first_new - rolled_back:.2f} s"
+        f"{len(seen)} requests, none failed; every worker served the rollback "
+        f"{last_old - rolled_back:.2f} s after it"
     )

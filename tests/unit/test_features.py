@@ -665,3 +665,23 @@ def test_feature_union_and_pipeline_fit_and_predict() -> None:
     assert np.isfinite(predictions).all()
     tomorrow = predictions[-24:]
     assert np.corrcoef(tomorrow, np.sin(np.arange(24) / 24 * 2 * np.pi))[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("frequency, horizon", [("1h", 24), ("15min", 96), ("1D", 7)])
+def test_arrays_of_some_rows_are_those_rows_of_the_frame(frequency: str, horizon: int) -> None:
+    """`transform_arrays` is what `transform` runs; given `rows`, it returns those rows' features
+    (the service asks for the rows it forecasts) with every row still read as history."""
+    rng = np.random.default_rng(7)
+    X = table("2008-02-20", 24 * 30, frequency).sample(frac=0.9, random_state=1)  # gaps, shuffled
+    X.loc[X.sample(frac=0.05, random_state=2).index, "load_kw"] = np.nan
+    columns = {name: X[name].to_numpy() for name in X.columns}
+    rows = rng.choice(len(X), size=40, replace=False)
+    transformers = [
+        OriginLagFeatures(frequency=frequency, horizon=horizon, lags=(1, horizon), windows=(3,)),
+        CalendarFeatures(),
+    ]
+    for transformer in transformers:
+        transformer.fit(X)
+        every = transformer.transform(X).to_numpy()
+        np.testing.assert_array_equal(transformer.transform_arrays(columns), every)
+        np.testing.assert_array_equal(transformer.transform_arrays(columns, rows), every[rows])
