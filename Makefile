@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo demo-dvc up down test lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve lock clean-venv
+.PHONY: demo demo-dvc up down test lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-opsview lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -44,8 +44,8 @@ down: $(VENV)/.installed
 	$(BIN)/powerops down
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench dags scripts
-	$(BIN)/ruff format --check src tests bench dags scripts
+	$(BIN)/ruff check src tests bench dags scripts plugins
+	$(BIN)/ruff format --check src tests bench dags scripts plugins
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
@@ -70,6 +70,9 @@ bench-drift: $(VENV)/.installed
 
 bench-serve: $(VENV)/.installed
 	$(BIN)/python bench/serve.py
+
+bench-opsview: $(VENV)/.installed
+	$(BIN)/python bench/opsview.py
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:

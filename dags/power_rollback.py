@@ -59,6 +59,9 @@ def power_rollback() -> None:
             chosen["to_version"],
             manifest.sha256 if manifest else "",
             force=bool(chosen["force"]),
+            # The Airflow user who triggered the run (the trigger form, the REST API or the
+            # model-operations view), for the alias audit log.
+            by=f"airflow:{getattr(context['dag_run'], 'triggering_user_name', None) or 'unknown'}",
         )
         return {"from": old, "to": new}
 

@@ -48,6 +48,7 @@ WORKSPACE_FILES = [
     "expectations",
     "dags",
     "scripts",
+    "plugins",
 ]
 # The first months of the real UCI data, December 2006 (a partial month) to March 2007.
 SMALL_SOURCE_END = "2007-04-01"

@@ -192,9 +192,23 @@ def _drift_table(report: dict[str, Any]) -> str:
     )
 
 
-def render(
+def figures(
     report: dict[str, Any], history: dict[str, Any], events: dict[str, Any], params: Params
-) -> str:
+) -> dict[str, str]:
+    """The report's plots as inline SVG (or a note where there is nothing to plot yet). The
+    monitor run stores them beside the report, so the Airflow view shows them without
+    plotting anything on request."""
+    return {
+        "live_error": _live_error(events, params),
+        "budget": _budget_over_time(history),
+        "benefit": _benefit(events, params),
+        "distributions": _distribution_plots(report),
+        "drift_over_time": _drift_over_time(history, params.monitor.drift.wasserstein),
+    }
+
+
+def render(report: dict[str, Any], plots: dict[str, str], params: Params) -> str:
+    """The whole report page, with the plots `figures` made."""
     champion, data, live = report["champion"], report["data"], report["live"]
     drift_config = params.monitor.drift
     alerts = report["alerts"]
@@ -231,21 +245,21 @@ Quarantined batches in the window: {html.escape(", ".join(data["quarantined"]) o
 
 <h2>Service level objectives and error budget ({params.monitor.slo_window_days} days)</h2>
 {_slo_table(report)}
-<h3>Live error against the budget</h3>{_live_error(events, params)}
-<h3>Error budget left, per monitor run</h3>{_budget_over_time(history)}
+<h3>Live error against the budget</h3>{plots["live_error"]}
+<h3>Error budget left, per monitor run</h3>{plots["budget"]}
 
 <p>Batch forecasts (power_score) scored against their actuals: {html.escape(batch)}.</p>
 
 <h2>Benefit delivered against the seasonal-naive baseline</h2>
-<p>{live_line}.</p>{_benefit(events, params)}
+<p>{live_line}.</p>{plots["benefit"]}
 
 <h2>Drift (against the champion's training data in months {report["drift"]["seasons"]})</h2>
 <p>A column is drifted when PSI &ge; {drift_config.psi} and the Wasserstein distance &ge;
 {drift_config.wasserstein} reference standard deviations.{" " + html.escape(note) if note else ""}
 Drifted: <b>{html.escape(", ".join(report["drift"]["drifted"]) or "none")}</b>.</p>
 {_drift_table(report)}
-<h3>Reference and current distributions</h3>{_distribution_plots(report)}
-<h3>Drift over time</h3>{_drift_over_time(history, drift_config.wasserstein)}
+<h3>Reference and current distributions</h3>{plots["distributions"]}
+<h3>Drift over time</h3>{plots["drift_over_time"]}
 
 <h2>Outliers and skew</h2>
 <p>Outliers (IsolationForest fitted with the model): {report["outliers"]["rate"]:.1%} of

@@ -16,8 +16,8 @@ What one run does:
    error) and against the seasonal-naive baseline (the benefit, in kWh and money);
 5. records each day's events, evaluates every SLO's error budget and multi-window burn rates,
    raises and resolves alerts (deduplicated) through `powerops.alerts`;
-6. writes `reports/monitor/<D>/report.json` and `report.html`, and copies them to
-   `reports/monitor/latest/`.
+6. writes `reports/monitor/<D>/report.json`, `report.html` and `figures.json` (the plots as
+   SVG), and copies them to `reports/monitor/latest/`.
 
 A day's events are recorded the first time a run sees the day with actuals, under the champion
 of that run: the forecasts served that day were that champion's. A later rollback does not
@@ -51,6 +51,7 @@ EVENTS_FILE = "events.json"
 HISTORY_FILE = "history.json"
 ALERT_STATE_FILE = "alert_state.json"
 LATEST = "latest"
+FIGURES_FILE = "figures.json"  # the report's plots as SVG, for the Airflow view
 
 
 class MonitorError(RuntimeError):
@@ -684,11 +685,12 @@ def _write(params: Params, report: dict[str, Any], events: dict[str, Any]) -> No
     folder = root / report["date"]
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "report.json", json.dumps(report, indent=1, default=str))
-    html = monitor_report.render(report, history, events, params)
-    atomic_write_text(folder / "report.html", html)
+    plots = monitor_report.figures(report, history, events, params)
+    atomic_write_text(folder / FIGURES_FILE, json.dumps(plots))
+    atomic_write_text(folder / "report.html", monitor_report.render(report, plots, params))
     latest = root / LATEST
     latest.mkdir(exist_ok=True)
-    for name in ("report.json", "report.html"):
+    for name in ("report.json", "report.html", FIGURES_FILE):
         shutil.copyfile(folder / name, latest / name)
 
 

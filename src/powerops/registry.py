@@ -133,8 +133,10 @@ def rollback(
     to_version: str | None,
     current_test_hash: str,
     force: bool = False,
+    by: str | None = None,
 ) -> tuple[str, str]:
-    """Move `champion` back (default: to `previous`); return (from, to) versions.
+    """Move `champion` back (default: to `previous`); return (from, to) versions. `by` is who
+    asked, for the audit log (default: the operating-system user).
 
     Refused when the target was scored under another pinned test set, unless forced: its
     scores are not comparable with the current champion's.
@@ -157,7 +159,7 @@ def rollback(
             f"current pinned test set is {current_test_hash[:12]}: scores are not comparable; "
             "use --force to roll back anyway"
         )
-    by = getpass.getuser()
+    by = by or getpass.getuser()
     move_alias(params, PREVIOUS, str(champion.version), f"rolled back: {reason}", by)
     move_alias(params, CHAMPION, to_version, f"rollback: {reason}", by)
     return str(champion.version), to_version

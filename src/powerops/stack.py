@@ -58,6 +58,7 @@ def airflow_env(params: Params, home: Path, port: int) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(params.resolve("dags")),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(params.resolve("plugins")),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": str(params.stack.parallelism),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(params.stack.parallelism),

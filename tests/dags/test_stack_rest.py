@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -23,8 +24,22 @@ from typing import Any
 import pytest
 
 from powerops import monitoring, registry, stack
-from powerops.config import load_params
-from tests.conftest import workspace_state
+from powerops.config import Params, load_params
+from tests.conftest import REPO, workspace_state
+
+# Where the browser test keeps its screenshots (kept after the run; .run/ is not committed).
+ARTIFACTS = Path(os.environ.get("POWEROPS_TEST_ARTIFACTS", REPO / ".run" / "test-artifacts"))
+# Headless, and no background connections: this machine's network is closed.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -126,9 +141,75 @@ class Api:
         wait_for(rerun, 180, f"{dag_id}.{task_id} to run again")
 
 
-def test_scheduler_backfill_rest_trigger_clear_and_rerun(training_workspace: Path) -> None:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium, installed by the project's script when missing."""
+    found = subprocess.run(
+        ["bash", str(REPO / "scripts" / "chromium.sh")], capture_output=True, text=True
+    )
+    assert found.returncode == 0, f"scripts/chromium.sh: {found.stderr.strip()[-500:]}"
+    return found.stdout.strip().splitlines()[-1]
+
+
+def browse_model_operations(
+    url: str, password: str, params: Params, api: Api, chromium: str
+) -> None:
+    """In a real browser: log in to Airflow, open "Model operations" from the navigation,
+    check the champion and SLO panels against the registry and the monitoring report, keep a
+    screenshot, and roll back from the page: the alias history shows it."""
+    from playwright.sync_api import sync_playwright
+
+    champion = registry.alias_version(params, registry.CHAMPION)
+    assert champion is not None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/")
+            page.get_by_label("Username").fill("admin")
+            page.get_by_label("Password").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{url}/")
+            page.get_by_role("link", name="Model operations").click()
+            view = page.frame_locator("iframe")
+            assert f"Champion: v{champion.version} of" in view.locator("#champion").inner_text()
+            slos = view.locator("#slos tr")
+            assert slos.count() == 1 + len(params.monitor.slos)
+            assert "forecast_accuracy" in slos.nth(1).inner_text()
+            assert "% of " in slos.nth(2).inner_text()  # data_freshness has events: a real SLI
+            assert view.locator("svg").count() >= 2  # plots drawn by the monitor run
+            assert view.locator("#models tr").count() == 1 + len(registry.versions(params))
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "model-operations.png"), full_page=True)
+
+            runs = len(api.runs("power_rollback"))
+            view.locator("input[name=reason]").fill("browser: rollback from the view")
+            view.get_by_role("button", name="Roll back").click()
+            view.locator("#rollback-result").filter(has_text="triggered").wait_for()
+            wait_for(
+                lambda: len(api.runs("power_rollback")) == runs + 1 and api.idle("power_rollback"),
+                120,
+                "the rollback triggered from the view",
+            )
+            moved = registry.audit_log(params)[-1]
+            assert moved.alias == "champion" and moved.from_version == str(champion.version)
+            assert "browser: rollback from the view" in moved.reason
+            assert moved.by == "airflow:admin"  # the user logged in to the browser
+            page.reload()
+            history = page.frame_locator("iframe").locator("#aliases")
+            assert "browser: rollback from the view" in history.inner_text()
+            page.goto(f"{url}/powerops/")  # the page alone, to keep all of it in one picture
+            page.screenshot(path=str(ARTIFACTS / "model-operations-full.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_scheduler_backfill_rest_trigger_clear_and_rerun(
+    training_workspace: Path, chromium: str
+) -> None:
     """The real scheduler replays four months (catchup), trains on the Asset events, and every
-    task cleared through the API runs again without changing the workspace's state."""
+    task cleared through the API runs again without changing the workspace's state; then the
+    model-operations view in a browser."""
     workspace = training_workspace
     params = load_params(workspace / "params.yaml")
     started = stack.up(params, free_port(), free_port())
@@ -233,6 +314,13 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(training_workspace: Pat
         assert "success" in monitored, monitored
         latest = monitoring.reports_dir(params) / "latest" / "report.json"
         assert json.loads(latest.read_text())["champion"]["version"] in ("1", "2")
+
+        # The model-operations view (plugins/powerops_view.py) takes Airflow's login.
+        view = f"{started.airflow_url}/powerops/"
+        assert call("GET", view)[0] == 401
+        status, page = call("GET", view, api.token)
+        assert status == 200 and b"powerops model operations" in page, status
+        browse_model_operations(started.airflow_url, password, params, api, chromium)
     finally:
         assert stack.down(params)
     assert gone(started.airflow_pid) and gone(started.mlflow_pid)

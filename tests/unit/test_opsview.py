@@ -1,0 +1,114 @@
+"""The model-operations page from the files the pipeline writes (the Airflow plugin serves it;
+tests/dags/test_stack_rest.py opens it in a browser inside Airflow, on real data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi import Request
+
+from powerops import monitoring, opsview, registry
+from powerops.config import Params, load_params
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def params(tmp_path: Path) -> Params:
+    return load_params(REPO / "params.yaml").model_copy(update={"root": tmp_path})
+
+
+def slo(name: str, budget: float | None, firing: bool = False) -> dict[str, object]:
+    burn = {"severity": "critical", "threshold": 3.5, "long_days": 7, "short_days": 2}
+    return {
+        "name": name,
+        "description": f"{name} objective",
+        "objective": 0.8,
+        "sli": 0.75,
+        "events": 20,
+        "budget_remaining": budget,
+        "burn": [
+            burn | {"rule": "fast_burn", "long_burn": 4.0, "short_burn": 5.0, "firing": firing}
+        ],
+    }
+
+
+def test_an_empty_workspace_says_what_is_missing(params: Params) -> None:
+    page = opsview.render(opsview.gather(params), params)
+    assert "Champion: <b>none yet</b>" in page
+    assert "No monitoring report yet: power_monitor has not run." in page
+    assert "No model version yet." in page and "No alias moved yet." in page
+
+
+def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: Params) -> None:
+    latest = monitoring.reports_dir(params) / monitoring.LATEST
+    latest.mkdir(parents=True)
+    report = {
+        "date": "2008-09-01",
+        "window": {"start": "2008-08-02T00:00:00", "end": "2008-09-01T00:00:00"},
+        "champion": {"training_end": "2007-12-31T23:00:00"},
+        "slos": [slo("forecast_accuracy", -2e-16, firing=True), slo("input_schema", 0.5)],
+        "live": {
+            "days": [{}] * 30,
+            "wape": 0.925,
+            "naive_wape": 0.811,
+            "benefit_kwh": -22.0,
+            "benefit_money": -5.5,
+            "currency": "EUR",
+        },
+        "drift": {
+            "columns": [{"column": "load_kw", "psi": 1.2, "wasserstein": 0.71, "drifted": True}]
+        },
+    }
+    (latest / "report.json").write_text(json.dumps(report))
+    plot = "<svg id=live-plot></svg>"
+    (latest / monitoring.FIGURES_FILE).write_text(json.dumps({"live_error": plot}))
+    alert = {"severity": "critical", "since": "2008-09-01", "summary": "budget burning"}
+    state = monitoring.reports_dir(params) / monitoring.ALERT_STATE_FILE
+    state.write_text(json.dumps({"slo:forecast_accuracy:fast_burn": alert}))
+    for move in (
+        registry.AliasMove("t1", "m", "champion", None, "1", "gate passed", "airflow"),
+        registry.AliasMove("t2", "m", "champion", "1", "2", "gate passed", "airflow"),
+        registry.AliasMove("t3", "m", "champion", "2", "1", "<script>alert(1)</script>", "ui"),
+    ):
+        registry._append_audit(params, move)
+
+    for version, wape in (("1", 0.49), ("2", 0.44)):
+        job = params.resolve(params.paths.training) / f"v000{int(version) + 2}-abc"
+        job.mkdir(parents=True)
+        record = {
+            "prepare": {"data_version": str(int(version) + 2), "test_set_hash": "f" * 64},
+            "evaluate": {"metrics": {"test_wape": wape, "test_seasonal_naive_wape": 0.56}},
+            "decide": {"promote": True},
+            "register": {"model_version": version},
+        }
+        (job / "job.json").write_text(json.dumps(record))
+
+    page = opsview.render(opsview.gather(params), params)
+    assert "Champion: <b>v1</b>" in page  # the last champion move is the rollback to v1
+    assert "forecast_accuracy" in page and "input_schema" in page
+    assert ">0%<" in page and "-0%" not in page  # an exhausted budget, not a negative zero
+    assert "5.00 (2 d) / 4.00 (7 d), alert at 3.5x <b class=bad>firing</b>" in page
+    assert "slo:forecast_accuracy:fast_burn" in page and "budget burning" in page
+    assert plot in page  # the monitor run's plot, inlined as it was drawn
+    assert "-22.0 kWh = -5.50 EUR" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert '<option value="2">v2</option>' in page  # a rollback target other than the champion
+    assert "All versions were scored on the same pinned test set." in page
+    assert "<td>v2</td><td>v4</td><td><code>ffffffffffff</code></td><td>0.440</td>" in page
+
+
+def test_the_app_serves_the_page_behind_the_given_guard(params: Params) -> None:
+    from fastapi import Depends, HTTPException
+    from fastapi.testclient import TestClient
+
+    def logged_in(request: Request) -> None:  # stands in for Airflow's login in the plugin
+        if request.headers.get("authorization") != "Bearer ok":
+            raise HTTPException(401, "Not authenticated")
+
+    client = TestClient(opsview.create_app(params, [Depends(logged_in)]))
+    assert client.get("/").status_code == 401
+    answer = client.get("/", headers={"authorization": "Bearer ok"})
+    assert answer.status_code == 200 and "powerops model operations" in answer.text
