@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo demo-dvc up down test lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-opsview lock clean-venv
+.PHONY: demo demo-dvc up down test test-cluster lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-opsview lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -53,6 +53,11 @@ typecheck: $(VENV)/.installed
 test: lint typecheck
 	$(BIN)/pytest
 
+# The cluster profile against real PostgreSQL and Redis servers (Debian's packages, installed
+# by scripts/cluster_packages.sh when missing; started and stopped by the tests).
+test-cluster: $(VENV)/.installed
+	$(BIN)/pytest -o addopts="-ra --strict-markers --durations=12" tests/cluster
+
 bench-ingest: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
 
@@ -76,7 +81,7 @@ bench-opsview: $(VENV)/.installed
 
 # Re-resolve the lock after changing dependencies in pyproject.toml.
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --extra cluster --python-version 3.11 \
 	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock
 
 clean-venv:

@@ -1,0 +1,184 @@
+"""The servers of the `cluster` profile, run on this machine for `make test-cluster`.
+
+PostgreSQL (Airflow's metadata database and MLflow's backend store) and Redis (Celery's
+broker) come from Debian's packages (`scripts/cluster_packages.sh` installs them when they are
+missing). Each runs from a directory of its own, bound to 127.0.0.1 on a port the caller
+picks, as a child process of the caller, and is stopped by its PID: nothing is installed as a
+service and nothing outside that directory changes. PostgreSQL refuses to run as root, so when
+the caller is root it runs as the `postgres` user the package creates.
+
+Secrets: the databases accept password logins for their own users only from loopback; the
+passwords are generated per run and handed to the clients through the environment, never
+written into the repository.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 30
+
+
+class ClusterError(RuntimeError):
+    """A server is missing, failed to start or to stop."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """One running server: its process, port and log."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(server: Server, timeout: float = START_TIMEOUT_S) -> None:
+    """Return once the server accepts connections; raise with its log if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), 1):
+            return
+        time.sleep(0.2)
+    tail = server.log.read_text(errors="replace")[-2000:] if server.log.exists() else ""
+    raise ClusterError(f"{server.name} did not start on port {server.port}:\n{tail}")
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses root: run as the package's `postgres` user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def start_postgres(root: Path, port: int, databases: dict[str, str]) -> Server:
+    """A fresh PostgreSQL cluster in `root`, with a user and a database of the same name for
+    each of `databases` (name -> password)."""
+    if not (POSTGRES_BIN / "postgres").exists():
+        raise ClusterError(f"no PostgreSQL in {POSTGRES_BIN}: run scripts/cluster_packages.sh")
+    data = root / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    subprocess.run(
+        _as_postgres(
+            [
+                str(POSTGRES_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    log = root / "postgres.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            _as_postgres(
+                [
+                    str(POSTGRES_BIN / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(root),
+                    "-c",
+                    "fsync=off",
+                ]
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server("postgresql", process, port, log)
+    wait_for_port(server)
+    for name, password in databases.items():
+        user = f"CREATE USER {name} PASSWORD '{password}'"
+        psql = [str(POSTGRES_BIN / "psql"), "-h", str(root), "-p", str(port), "-U", "postgres"]
+        sql = ["-c", user, "-c", f"CREATE DATABASE {name} OWNER {name}"]  # one transaction each
+        done = subprocess.run(
+            _as_postgres([*psql, "-v", "ON_ERROR_STOP=1", *sql]), capture_output=True
+        )
+        if done.returncode:
+            stop(server)
+            raise ClusterError(f"creating database {name}: {done.stderr.decode()[-500:]}")
+    return server
+
+
+def start_redis(root: Path, port: int) -> Server:
+    """Redis bound to loopback, no persistence, in `root`."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ClusterError("no redis-server: run scripts/cluster_packages.sh")
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "redis.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(root),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server("redis", process, port, log)
+    wait_for_port(server)
+    return server
+
+
+def stop(server: Server) -> None:
+    """SIGTERM to the server's process group, SIGKILL after STOP_TIMEOUT_S."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.process.wait()
+
+
+def password() -> str:
+    return secrets.token_urlsafe(18)

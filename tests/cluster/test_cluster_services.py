@@ -1,0 +1,169 @@
+"""The `cluster` profile's servers, for real (`make test-cluster`, not part of `make test`).
+
+PostgreSQL and Redis from Debian's packages (scripts/cluster_packages.sh) run on loopback in a
+temporary directory, as this test's own processes. Against them:
+
+- Airflow's metadata database migrates onto PostgreSQL, with the CeleryExecutor and Redis as
+  the broker configured through the environment alone;
+- an MLflow tracking server on PostgreSQL with a proxied artifact store (`--serve-artifacts`:
+  clients upload and download artifacts over HTTP, so no disk is shared): workspace A trains
+  and registers the champion through it, and workspace B, a separate directory with none of
+  A's files, loads that champion through it and predicts the same values.
+
+Everything started is stopped by PID in `finally` blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from powerops import cluster, registry, stages, training
+from powerops.config import load_params
+from powerops.reference import load_model_version
+from tests.conftest import REPO, make_training_workspace, set_params
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, object]]:
+    installed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "cluster_packages.sh")], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr[-500:]
+    # PostgreSQL runs as `postgres` when we are root: its directory must be reachable.
+    root = Path(tempfile.mkdtemp(prefix="powerops-cluster-"))
+    root.chmod(0o755)
+    secrets = {"airflow": cluster.password(), "mlflow": cluster.password()}
+    started: list[cluster.Server] = []
+    try:
+        postgres = cluster.start_postgres(root / "postgres", cluster.free_port(), secrets)
+        started.append(postgres)
+        redis = cluster.start_redis(root / "redis", cluster.free_port())
+        started.append(redis)
+        yield {"root": root, "postgres": postgres, "redis": redis, "secrets": secrets}
+    finally:
+        for server in reversed(started):
+            cluster.stop(server)
+        shutil.rmtree(root, ignore_errors=True)
+    assert all(server.process.poll() is not None for server in started)
+
+
+def database_url(servers: dict[str, object], name: str) -> str:
+    postgres = servers["postgres"]
+    assert isinstance(postgres, cluster.Server)
+    secret = servers["secrets"][name]  # type: ignore[index]
+    return f"postgresql+psycopg2://{name}:{secret}@127.0.0.1:{postgres.port}/{name}"
+
+
+def test_airflow_migrates_onto_postgresql_with_the_celery_executor(
+    servers: dict[str, object], tmp_path: Path
+) -> None:
+    redis = servers["redis"]
+    assert isinstance(redis, cluster.Server)
+    env = os.environ | {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url(servers, "airflow"),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis.port}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url(servers, "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    migrated = subprocess.run(
+        [airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    checked = subprocess.run(
+        [airflow, "db", "check"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    executor = subprocess.run(
+        [airflow, "config", "get-value", "core", "executor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert executor.stdout.strip() == "CeleryExecutor"
+
+
+def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_files(
+    servers: dict[str, object], tmp_path: Path, real_source_csv: Path
+) -> None:
+    port = cluster.free_port()
+    artifacts = Path(str(servers["root"])) / "mlflow-artifacts"
+    log = tmp_path / "mlflow.log"
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                database_url(servers, "mlflow"),
+                "--artifacts-destination",
+                str(artifacts),
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    server = cluster.Server("mlflow", process, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        cluster.wait_for_port(server, timeout=120)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(1)
+
+        first = make_training_workspace(tmp_path / "a", real_source_csv)
+        set_params(first, mlflow={"tracking_uri": url})
+        params = load_params(first / "params.yaml")
+        stages.ingest(params)
+        stages.validate(params)
+        stages.publish(params, push=False)
+        results = training.train(params, by="cluster-test")
+        assert [r.model_version for r in results] == ["1", "2"]
+        champion = registry.alias_version(params, registry.CHAMPION)
+        assert champion is not None
+        assert not (first / "mlflow").exists()  # no local MLflow store in A
+        assert list(artifacts.rglob("model.pkl"))  # the server's store holds the models
+
+        second = tmp_path / "b"  # another "host": no dataset, no trainings, no artifacts
+        second.mkdir()
+        shutil.copy(first / "params.yaml", second / "params.yaml")
+        other = load_params(second / "params.yaml")
+        served = registry.alias_version(other, registry.CHAMPION)
+        assert served is not None and str(served.version) == str(champion.version)
+        pipeline, _ = load_model_version(other, served)
+        table = pd.read_parquet(next(first.glob("data/training/*/table.parquet")))
+        original, _ = load_model_version(params, champion)
+        assert (pipeline.predict(table) == original.predict(table)).all()
+    finally:
+        cluster.stop(server)
