@@ -136,7 +136,10 @@ class Api:
         def rerun() -> bool:
             ti = self.task(dag_id, run_id, task_id)
             assert ti["state"] != "failed", f"{dag_id}.{task_id} failed when run again"
-            return bool(ti["try_number"] > before and ti["state"] == "success")
+            # Done once the scheduler has also finished the run: a clear sent while it marks
+            # the run successful can be lost (seen once: the next task cleared never ran).
+            run = self.get(f"dags/{dag_id}/dagRuns/{run_id}")["state"]
+            return bool(ti["try_number"] > before and ti["state"] == "success" and run == "success")
 
         wait_for(rerun, 180, f"{dag_id}.{task_id} to run again")
 
