@@ -1,15 +1,16 @@
 """The servers of the `cluster` profile, run on this machine for `make test-cluster`.
 
-PostgreSQL (Airflow's metadata database and MLflow's backend store) and Redis (Celery's
-broker) come from Debian's packages (`scripts/cluster_packages.sh` installs them when they are
-missing). Each runs from a directory of its own, bound to 127.0.0.1 on a port the caller
-picks, as a child process of the caller, and is stopped by its PID: nothing is installed as a
-service and nothing outside that directory changes. PostgreSQL refuses to run as root, so when
-the caller is root it runs as the `postgres` user the package creates.
+PostgreSQL (Airflow's metadata database and MLflow's backend store), Redis (Celery's broker)
+and OpenSSH's server (SFTP, the shared DVC remote) come from Debian's packages
+(`scripts/cluster_packages.sh` installs them when they are missing). Each runs from a
+directory of its own, bound to 127.0.0.1 on a port the caller picks, as a child process of
+the caller, and is stopped by its PID: nothing is installed as a service and nothing outside
+that directory changes. PostgreSQL refuses to run as root, so when the caller is root it runs
+as the `postgres` user the package creates.
 
-Secrets: the databases accept password logins for their own users only from loopback; the
-passwords are generated per run and handed to the clients through the environment, never
-written into the repository.
+Secrets: the databases accept password logins for their own users only from loopback, and
+SFTP only the one client key; passwords and keys are generated per run and handed to the
+clients through the environment or files in the run's directory, never the repository.
 """
 
 from __future__ import annotations
@@ -166,6 +167,61 @@ def start_redis(root: Path, port: int) -> Server:
     server = Server("redis", process, port, log)
     wait_for_port(server)
     return server
+
+
+@dataclass(frozen=True)
+class Sftp:
+    """An SFTP server for the shared DVC remote, and what a client needs to reach it."""
+
+    server: Server
+    url: str  # ssh://root@127.0.0.1:PORT/<directory>
+    directory: Path  # the remote's directory on the server
+    keyfile: Path  # the client's private key
+
+
+def start_sftp(root: Path, port: int) -> Sftp:
+    """OpenSSH's server on loopback, for SFTP to a directory in `root`: its own host key, one
+    client key, no password logins.
+
+    DVC's SSH remote does not check the server's host key: sshfs connects with
+    `known_hosts=None` and dvc-ssh has no setting to change it (seen here: a wrong key in
+    known_hosts changed nothing). Use it on a trusted network only; docs/deploy.md."""
+    sshd = Path("/usr/sbin/sshd")
+    if not sshd.exists() or shutil.which("ssh-keygen") is None:
+        raise ClusterError("no OpenSSH server: run scripts/cluster_packages.sh")
+    root.mkdir(parents=True, exist_ok=True)
+    keys = {}
+    for name in ("host_key", "client_key"):
+        keys[name] = root / name
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys[name])], check=True
+        )
+    authorized = root / "authorized_keys"
+    shutil.copy(root / "client_key.pub", authorized)
+    authorized.chmod(0o600)
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "root")
+    config = root / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys['host_key']}\n"
+        f"AuthorizedKeysFile {authorized}\nPasswordAuthentication no\n"
+        f"KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        f"PidFile {root / 'sshd.pid'}\nAllowUsers {user}\nSubsystem sftp internal-sftp\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    log = root / "sshd.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(sshd), "-D", "-e", "-f", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server("sshd", process, port, log)
+    wait_for_port(server)
+    remote = root / "dvc-remote"
+    remote.mkdir(exist_ok=True)
+    url = f"ssh://{user}@127.0.0.1:{port}{remote}"
+    return Sftp(server, url, remote, keys["client_key"])
 
 
 def stop(server: Server) -> None:

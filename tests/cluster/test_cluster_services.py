@@ -3,6 +3,8 @@
 PostgreSQL and Redis from Debian's packages (scripts/cluster_packages.sh) run on loopback in a
 temporary directory, as this test's own processes. Against them:
 
+- a dataset version published by workspace A to a DVC remote on a real SSH server (OpenSSH,
+  SFTP, key login) is restored byte for byte in workspace B, which has no cache and no data;
 - Airflow's metadata database migrates onto PostgreSQL, with the CeleryExecutor and Redis as
   the broker configured through the environment alone;
 - an MLflow tracking server on PostgreSQL with a proxied artifact store (`--serve-artifacts`:
@@ -28,9 +30,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from powerops import cluster, registry, stages, training
+from powerops import cluster, dvcstore, registry, stages, training
+from powerops.catalog import Catalog
 from powerops.config import load_params
 from powerops.reference import load_model_version
+from powerops.storage import sha256_file
 from tests.conftest import REPO, make_training_workspace, set_params
 
 
@@ -167,3 +171,59 @@ def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_files
         assert (pipeline.predict(table) == original.predict(table)).all()
     finally:
         cluster.stop(server)
+
+
+def dvc(workspace: Path, *args: str) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-1000:]
+
+
+def host(root: Path, sftp: cluster.Sftp) -> Path:
+    """Another machine's workspace: an empty DVC repository that knows only the remote."""
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc(root, "init", "-q")
+    dvc(root, "remote", "add", "--force", "--default", "shared", sftp.url)
+    dvc(root, "remote", "modify", "--local", "shared", "keyfile", str(sftp.keyfile))
+    return root
+
+
+def files(directory: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(directory)): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_dataset_version_moves_between_workspaces_through_the_sftp_remote(
+    servers: dict[str, object],
+    tmp_path: Path,
+    real_source_csv: Path,
+) -> None:
+    """Workspace A publishes to a DVC remote on a real SSH server; B, with no cache and no
+    data, restores the same dataset version from it, byte for byte."""
+    sftp = cluster.start_sftp(Path(str(servers["root"])) / "sftp", cluster.free_port())
+    try:
+        first = make_training_workspace(tmp_path / "a", real_source_csv)
+        dvc(first, "remote", "add", "--force", "--default", "shared", sftp.url)
+        dvc(first, "remote", "modify", "--local", "shared", "keyfile", str(sftp.keyfile))
+        params = load_params(first / "params.yaml")
+        stages.ingest(params)
+        stages.validate(params)
+        stages.publish(params)  # pushes each version to the default remote
+        version = Catalog(params.catalog_dir).load(params.dataset.name).latest
+        assert version is not None and version.version == 4
+        assert files(sftp.directory), "nothing reached the SFTP remote"
+
+        second = host(tmp_path / "b", sftp)
+        dvcstore.restore(second, version.dvc_md5, second / "dataset")
+        assert files(second / "dataset") == files(params.dataset_dir) != {}
+
+    finally:
+        cluster.stop(sftp.server)
