@@ -2,7 +2,8 @@
 
 PostgreSQL (Airflow's metadata database and MLflow's backend store), Redis (Celery's broker)
 and OpenSSH's server (SFTP, the shared DVC remote) come from Debian's packages
-(`scripts/cluster_packages.sh` installs them when they are missing). Each runs from a
+(`scripts/cluster_packages.sh` installs them when they are missing); MLflow's tracking
+server comes from the environment. Each runs from a
 directory of its own, bound to 127.0.0.1 on a port the caller picks, as a child process of
 the caller, and is stopped by its PID: nothing is installed as a service and nothing outside
 that directory changes. PostgreSQL refuses to run as root, so when the caller is root it runs
@@ -22,7 +23,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +77,19 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _spawn(
+    name: str, command: list[str], port: int, log: Path, env: dict[str, str] | None = None
+) -> Server:
+    """Start a server in its own process group, its output in `log`; return once it listens."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    server = Server(name, process, port, log)
+    wait_for_port(server)
+    return server
+
+
 def start_postgres(root: Path, port: int, databases: dict[str, str]) -> Server:
     """A fresh PostgreSQL cluster in `root`, with a user and a database of the same name for
     each of `databases` (name -> password)."""
@@ -99,30 +115,9 @@ def start_postgres(root: Path, port: int, databases: dict[str, str]) -> Server:
         check=True,
         capture_output=True,
     )
-    log = root / "postgres.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            _as_postgres(
-                [
-                    str(POSTGRES_BIN / "postgres"),
-                    "-D",
-                    str(data),
-                    "-p",
-                    str(port),
-                    "-h",
-                    "127.0.0.1",
-                    "-k",
-                    str(root),
-                    "-c",
-                    "fsync=off",
-                ]
-            ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server("postgresql", process, port, log)
-    wait_for_port(server)
+    command = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port)]
+    command += ["-h", "127.0.0.1", "-k", str(root), "-c", "fsync=off"]
+    server = _spawn("postgresql", _as_postgres(command), port, root / "postgres.log")
     for name, password in databases.items():
         user = f"CREATE USER {name} PASSWORD '{password}'"
         psql = [str(POSTGRES_BIN / "psql"), "-h", str(root), "-p", str(port), "-U", "postgres"]
@@ -142,30 +137,9 @@ def start_redis(root: Path, port: int) -> Server:
     if binary is None:
         raise ClusterError("no redis-server: run scripts/cluster_packages.sh")
     root.mkdir(parents=True, exist_ok=True)
-    log = root / "redis.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(root),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server("redis", process, port, log)
-    wait_for_port(server)
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root)]
+    command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+    server = _spawn("redis", command, port, root / "redis.log")
     return server
 
 
@@ -208,20 +182,34 @@ def start_sftp(root: Path, port: int) -> Sftp:
         f"PidFile {root / 'sshd.pid'}\nAllowUsers {user}\nSubsystem sftp internal-sftp\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    log = root / "sshd.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(sshd), "-D", "-e", "-f", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server("sshd", process, port, log)
-    wait_for_port(server)
+    command = [str(sshd), "-D", "-e", "-f", str(config)]
+    server = _spawn("sshd", command, port, root / "sshd.log")
     remote = root / "dvc-remote"
     remote.mkdir(exist_ok=True)
     url = f"ssh://{user}@127.0.0.1:{port}{remote}"
     return Sftp(server, url, remote, keys["client_key"])
+
+
+def start_mlflow(root: Path, port: int, backend_store_uri: str) -> Server:
+    """An MLflow tracking server on `backend_store_uri` that also serves the artifacts, stored
+    in `root` (`--serve-artifacts`: clients upload and download them over HTTP, so no disk is
+    shared); returns once /health answers."""
+    root.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri"]
+    command += [backend_store_uri, "--artifacts-destination", str(root / "artifacts")]
+    command += ["--serve-artifacts", "--host", "127.0.0.1", "--port", str(port)]
+    quiet = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    server = _spawn("mlflow", [*command, "--workers", "1"], port, root / "mlflow.log", quiet)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while server.process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            url = f"http://127.0.0.1:{port}/health"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                if answer.status == 200:
+                    return server
+        time.sleep(0.5)
+    stop(server)
+    raise ClusterError(f"mlflow did not answer /health:\n{server.log.read_text()[-2000:]}")
 
 
 def stop(server: Server) -> None:

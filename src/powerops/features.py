@@ -165,15 +165,17 @@ def _nanoseconds(columns: Mapping[str, np.ndarray], column: str) -> npt.NDArray[
 
 def _columns_of(X: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
     """The named columns of X as NumPy arrays (float64 for the target, NaN for missing)."""
-    return {
-        name: (
-            X[name].to_numpy()
-            if pd.api.types.is_datetime64_dtype(X[name].dtype)
-            else X[name].to_numpy(dtype="float64", na_value=np.nan)
+    columns = {}
+    for name in names:
+        if name not in X.columns:
+            raise ValueError(f"X has no column {name!r} (columns: {list(X.columns)})")
+        column = X[name]
+        columns[name] = (
+            column.to_numpy()
+            if pd.api.types.is_datetime64_dtype(column.dtype)
+            else column.to_numpy(dtype="float64", na_value=np.nan)
         )
-        for name in names
-        if name in X.columns
-    }
+    return columns
 
 
 def _check_column_name(name: object, parameter: str) -> str:
@@ -308,10 +310,6 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self)
         config = self._config()
         _timestamps(X, config.timestamp_column)
-        if config.target_column not in X.columns:
-            raise ValueError(
-                f"X has no column {config.target_column!r} (columns: {list(X.columns)})"
-            )
         columns = _columns_of(X, [config.timestamp_column, config.target_column])
         features = self.transform_arrays(columns)
         return pd.DataFrame(features, index=X.index, columns=config.columns)

@@ -148,7 +148,8 @@ def read_window(params: Params, start: datetime, end: datetime) -> pd.DataFrame:
 # SLI events, recorded per day
 
 
-def _load_json(path: Path, default: Any) -> Any:
+def load_json(path: Path, default: Any) -> Any:
+    """A JSON file's content, or `default` when the file is not there."""
     return json.loads(path.read_text()) if path.is_file() else default
 
 
@@ -408,7 +409,7 @@ def _drift_alerts(section: dict[str, Any]) -> dict[str, tuple[list[dict[str, Any
 
 def _raise_and_resolve(params: Params, report: dict[str, Any]) -> dict[str, list[str]]:
     path = reports_dir(params) / ALERT_STATE_FILE
-    state: dict[str, Any] = _load_json(path, {})
+    state: dict[str, Any] = load_json(path, {})
     now = _conditions(report)
     raised, resolved = [], []
     for key, condition in now.items():
@@ -519,7 +520,7 @@ def run(params: Params, today: date) -> dict[str, Any]:
 
     # Events: days first seen with actuals keep the champion that served them.
     events_path = reports_dir(params) / EVENTS_FILE
-    events = _load_json(events_path, {"data_days": {}, "log_days": {}, "runs": {}})
+    events = load_json(events_path, {"data_days": {}, "log_days": {}, "runs": {}})
     new_days = _day_events(
         table,
         in_window,
@@ -670,7 +671,7 @@ def _write(params: Params, report: dict[str, Any], events: dict[str, Any]) -> No
 
     root = reports_dir(params)
     history_path = root / HISTORY_FILE
-    history = _load_json(history_path, {})
+    history = load_json(history_path, {})
     history[report["date"]] = {
         "champion": report["champion"]["version"],
         "model_age_days": report["champion"]["age_days"],

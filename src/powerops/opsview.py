@@ -19,16 +19,11 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from powerops.config import Params
 
 ROLLBACK_DAG = "power_rollback"
-
-
-def _json(path: Path, default: Any) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else default
 
 
 def gather(params: Params) -> dict[str, Any]:
@@ -66,9 +61,9 @@ def gather(params: Params) -> dict[str, Any]:
     moves = registry.audit_log(params)
     champion = next((m for m in reversed(moves) if m.alias == registry.CHAMPION), None)
     return {
-        "report": _json(latest / "report.json", None),
-        "plots": _json(latest / monitoring.FIGURES_FILE, {}),
-        "alerts": _json(reports / monitoring.ALERT_STATE_FILE, {}),
+        "report": monitoring.load_json(latest / "report.json", None),
+        "plots": monitoring.load_json(latest / monitoring.FIGURES_FILE, {}),
+        "alerts": monitoring.load_json(reports / monitoring.ALERT_STATE_FILE, {}),
         "moves": moves,
         "champion": champion.to_version if champion else None,
         "models": models,

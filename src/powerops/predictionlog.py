@@ -64,7 +64,8 @@ def record(
     rows: int | None = None,
 ) -> dict[str, Any]:
     """One log record; frames are stored as JSON in `split` orientation. Text is stored as it
-    is (the service builds it with `split_json`), and then `rows` counts the inputs."""
+    is (the service passes the body it received and `split_json` features), and then `rows`
+    counts the inputs."""
 
     def frame(value: pd.DataFrame | str | None) -> str:
         if value is None or isinstance(value, str):

@@ -22,8 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,48 +102,10 @@ def test_airflow_migrates_onto_postgresql_with_the_celery_executor(
 def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_files(
     servers: dict[str, object], tmp_path: Path, real_source_csv: Path
 ) -> None:
-    port = cluster.free_port()
-    artifacts = Path(str(servers["root"])) / "mlflow-artifacts"
-    log = tmp_path / "mlflow.log"
-    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                database_url(servers, "mlflow"),
-                "--artifacts-destination",
-                str(artifacts),
-                "--serve-artifacts",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    server = cluster.Server("mlflow", process, port, log)
-    url = f"http://127.0.0.1:{port}"
+    store = Path(str(servers["root"])) / "mlflow"
+    server = cluster.start_mlflow(store, cluster.free_port(), database_url(servers, "mlflow"))
+    url = f"http://127.0.0.1:{server.port}"
     try:
-        cluster.wait_for_port(server, timeout=120)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(1)
-
         first = make_training_workspace(tmp_path / "a", real_source_csv)
         set_params(first, mlflow={"tracking_uri": url})
         params = load_params(first / "params.yaml")
@@ -157,7 +117,7 @@ def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_files
         champion = registry.alias_version(params, registry.CHAMPION)
         assert champion is not None
         assert not (first / "mlflow").exists()  # no local MLflow store in A
-        assert list(artifacts.rglob("model.pkl"))  # the server's store holds the models
+        assert list(store.rglob("model.pkl"))  # the server's store holds the models
 
         second = tmp_path / "b"  # another "host": no dataset, no trainings, no artifacts
         second.mkdir()

@@ -114,7 +114,7 @@ def test_predict_bad_input_metrics_and_prediction_log(
         refused("x" * (params.serve.max_bytes + 1), 413, "bytes", raw=True)
         refused('{"rows": [', 400, "not valid JSON", raw=True)
         refused({"rows": [r for r in rows if r["load_kw"] is not None]}, 422, "no row to forecast")
-        refused({"rows": [*rows, rows[-1]]}, 422, "appears more than once")
+        refused({"rows": [*rows, rows[-1]]}, 422, "timestamp: X has duplicate timestamps")
         aware = rows[0] | {"timestamp": rows[0]["timestamp"] + "+01:00"}
         refused({"rows": [aware, *rows[1:]]}, 422, "rows[0].timestamp: naive local time")
         refused([1, 2], 422, "rows")
