@@ -7,6 +7,8 @@ inside task callables, so parsing a DAG file stays fast.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from airflow.sdk import Asset, BaseNotifier
 
 # The repository the DAGs run in: params.yaml, dvc.yaml and the data live there.
 WORKSPACE = Path(os.environ.get("POWEROPS_WORKSPACE", Path(__file__).resolve().parents[1]))
-# Tasks that change the workspace run one at a time: DVC's lock allows one writer.
+# Tasks that change the workspace run one at a time: DVC's lock allows one writer, and in the
+# cluster profile the shared state has one head (powerops.shared).
 WORKSPACE_POOL = "powerops_workspace"
 # Published by power_ingest, scheduling power_train: one definition, so the two cannot drift.
 DATASET = Asset("powerops://datasets/household_power")
@@ -49,6 +52,25 @@ def params() -> Any:
     from powerops.config import load_params
 
     return load_params(WORKSPACE / "params.yaml")
+
+
+@contextmanager
+def workspace(context: Any) -> Iterator[Any]:
+    """The validated params for a task's body. In the cluster profile (`state.shared`) the
+    workspace is first brought to the shared state, and what the body changed is pushed after
+    it returns; a body that raises pushes nothing (powerops.shared)."""
+    import socket
+
+    from powerops import shared
+
+    config = params()
+    ti = context["ti"]
+    by = (
+        f"{ti.dag_id}.{ti.task_id} {context['run_id']} try {ti.try_number} "
+        f"on {os.environ.get('POWEROPS_WORKER', socket.gethostname())}"
+    )
+    with shared.synced(config, by):
+        yield config
 
 
 class PowerOpsAlertNotifier(BaseNotifier):

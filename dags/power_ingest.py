@@ -26,8 +26,8 @@ from _powerops import (
     DEFAULT_ARGS,
     WORKSPACE_POOL,
     PowerOpsAlertNotifier,
-    params,
     replay_months,
+    workspace,
 )
 
 FIRST_MONTH, AFTER_LAST_MONTH = replay_months()
@@ -59,15 +59,16 @@ def power_ingest() -> None:
 
         from powerops import stages
 
-        config, month = params(), _month(context)
-        if month not in config.ingest.months:
-            # The end date is the end of `ingest.through`, so catchup schedules one interval
-            # past it; that run, and a manual run for any month outside the range, skip.
-            raise AirflowSkipException(
-                f"{month} is outside ingest.start..through "
-                f"({config.ingest.start}..{config.ingest.through}) in params.yaml"
-            )
-        result = stages.ingest(config, [month])[0]
+        month = _month(context)
+        with workspace(context) as config:
+            if month not in config.ingest.months:
+                # The end date is the end of `ingest.through`, so catchup schedules one interval
+                # past it; that run, and a manual run for any month outside the range, skip.
+                raise AirflowSkipException(
+                    f"{month} is outside ingest.start..through "
+                    f"({config.ingest.start}..{config.ingest.through}) in params.yaml"
+                )
+            result = stages.ingest(config, [month])[0]
         return {"month": result.month, "sha256": result.sha256, "rows": result.rows}
 
     @task(pool=WORKSPACE_POOL, retries=0)
@@ -76,17 +77,25 @@ def power_ingest() -> None:
 
         from powerops import stages
 
-        try:
-            reports = stages.validate(params(), [_month(context)])
-        except stages.ValidationFailedError as exc:
-            raise AirflowFailException(str(exc)) from None
+        with workspace(context) as config:
+            try:
+                reports = stages.validate(config, [_month(context)])
+            except stages.ValidationFailedError as exc:
+                # The verdict and the quarantine are state too: leave the block normally, so
+                # they are pushed (cluster profile), then fail. The dataset is unchanged.
+                failed = str(exc)
+            else:
+                failed = ""
+        if failed:
+            raise AirflowFailException(failed)
         return batch | {"validated": [report.summary()["suite"] for report in reports]}
 
     @task(pool=WORKSPACE_POOL, outlets=[DATASET])
     def publish(batch: dict[str, Any], **context: Any) -> dict[str, Any]:
         from powerops import stages
 
-        versions = stages.publish(params(), [_month(context)])
+        with workspace(context) as config:
+            versions = stages.publish(config, [_month(context)])
         return batch | {"versions": [v.version for v in versions]}
 
     publish(validate(ingest()))

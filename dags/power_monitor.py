@@ -28,8 +28,8 @@ from _powerops import (
     DEFAULT_ARGS,
     WORKSPACE_POOL,
     PowerOpsAlertNotifier,
-    params,
     replay_months,
+    workspace,
 )
 
 # From the first month of data, so a run for any month of it (a replay) has its task.
@@ -67,7 +67,8 @@ def power_monitor() -> None:
         when = context.get("logical_date") or context["dag_run"].run_after
         today = monitoring.parse_date(chosen) if chosen else when.date()
         try:
-            report = monitoring.run(params(), today)
+            with workspace(context) as config:
+                report = monitoring.run(config, today)
         except monitoring.NoChampionError as exc:
             raise AirflowSkipException(str(exc)) from None
         for line in monitoring.summary_lines(report):
@@ -76,7 +77,7 @@ def power_monitor() -> None:
             "date": report["date"],
             "drifted": report["drift"]["drifted"],
             "firing": report["alerts"]["firing"],
-            "report": f"{monitoring.reports_dir(params())}/{report['date']}/report.html",
+            "report": f"{monitoring.reports_dir(config)}/{report['date']}/report.html",
         }
 
     monitor()

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from _powerops import DEFAULT_ARGS, PowerOpsAlertNotifier, params
+from _powerops import DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, workspace
 
 
 @dag(
@@ -46,23 +46,24 @@ from _powerops import DEFAULT_ARGS, PowerOpsAlertNotifier, params
     },
 )
 def power_rollback() -> None:
-    @task
+    @task(pool=WORKSPACE_POOL)
     def rollback(**context: Any) -> dict[str, str]:
         from powerops import registry, testset
 
-        config = params()
-        manifest = testset.load_manifest(config)
         chosen = context["params"]
-        old, new = registry.rollback(
-            config,
-            f"{chosen['reason']} (airflow run {context['run_id']})",
-            chosen["to_version"],
-            manifest.sha256 if manifest else "",
-            force=bool(chosen["force"]),
-            # The Airflow user who triggered the run (the trigger form, the REST API or the
-            # model-operations view), for the alias audit log.
-            by=f"airflow:{getattr(context['dag_run'], 'triggering_user_name', None) or 'unknown'}",
-        )
+        user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"
+        with workspace(context) as config:
+            manifest = testset.load_manifest(config)
+            old, new = registry.rollback(
+                config,
+                f"{chosen['reason']} (airflow run {context['run_id']})",
+                chosen["to_version"],
+                manifest.sha256 if manifest else "",
+                force=bool(chosen["force"]),
+                # The Airflow user who triggered the run (the trigger form, the REST API or the
+                # model-operations view), for the alias audit log.
+                by=f"airflow:{user}",
+            )
         return {"from": old, "to": new}
 
     rollback()

@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from _powerops import DEFAULT_ARGS, PowerOpsAlertNotifier, params, replay_months
+from _powerops import DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, replay_months, workspace
 
 FIRST_MONTH, _ = replay_months()
 
@@ -32,7 +32,7 @@ FIRST_MONTH, _ = replay_months()
     default_args=DEFAULT_ARGS | {"on_failure_callback": PowerOpsAlertNotifier()},
 )
 def power_score() -> None:
-    @task
+    @task(pool=WORKSPACE_POOL)
     def score(**context: Any) -> dict[str, Any]:
         from datetime import timedelta
 
@@ -40,11 +40,11 @@ def power_score() -> None:
 
         from powerops import registry, scoring
 
-        config = params()
-        if registry.alias_version(config, registry.CHAMPION) is None:
-            raise AirflowSkipException("no champion yet: nothing to forecast with")
-        when = context.get("logical_date") or context["dag_run"].run_after
-        return scoring.summary(scoring.score(config, when.date() + timedelta(days=1)))
+        with workspace(context) as config:
+            if registry.alias_version(config, registry.CHAMPION) is None:
+                raise AirflowSkipException("no champion yet: nothing to forecast with")
+            when = context.get("logical_date") or context["dag_run"].run_after
+            return scoring.summary(scoring.score(config, when.date() + timedelta(days=1)))
 
     score()
 

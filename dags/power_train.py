@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, params
+from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, workspace
 
 
 def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
@@ -46,36 +46,40 @@ def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
 )
 def power_train() -> None:
     @task(pool=WORKSPACE_POOL)
-    def build_table() -> list[dict[str, Any]]:
+    def build_table(**context: Any) -> list[dict[str, Any]]:
         from powerops import training
 
-        workspace = params()
-        return training.prepare(workspace, training.plan(workspace))
+        with workspace(context) as config:
+            return training.prepare(config, training.plan(config))
 
     @task(pool=WORKSPACE_POOL)
-    def train(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def train(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         from powerops import training
 
-        return training.fit(params(), _jobs(jobs))
+        with workspace(context) as config:
+            return training.fit(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
-    def evaluate(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def evaluate(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         from powerops import training
 
-        return training.evaluate(params(), _jobs(jobs))
+        with workspace(context) as config:
+            return training.evaluate(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
-    def gate(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def gate(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         from powerops import training
 
-        return training.decide(params(), _jobs(jobs))
+        with workspace(context) as config:
+            return training.decide(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
     def register(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         from powerops import training
 
         by = f"airflow:power_train/{context['run_id']}"
-        results = training.register(params(), _jobs(jobs), by=by)
+        with workspace(context) as config:
+            results = training.register(config, _jobs(jobs), by=by)
         return [training.summary(result) for result in results]
 
     register(gate(evaluate(train(build_table()))))

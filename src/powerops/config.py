@@ -177,6 +177,15 @@ class MlflowConfig(_Strict):
     model_name: str = "household_power_forecaster"
 
 
+class StateConfig(_Strict):
+    """Where the workspace's state lives between Airflow tasks (powerops.shared)."""
+
+    # false (the embedded profile): every task runs in this one workspace.
+    # true (the cluster profile): workers on other hosts; each task pulls the shared state from
+    # the default DVC remote first and pushes what it changed after.
+    shared: bool = False
+
+
 class StackConfig(_Strict):
     """`make up`: the embedded Airflow and MLflow UIs on 127.0.0.1."""
 
@@ -300,6 +309,7 @@ class Params(_Strict):
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    state: StateConfig = StateConfig()
     stack: StackConfig = StackConfig()
     alerts: AlertsConfig = AlertsConfig()
     monitor: MonitorConfig = MonitorConfig()

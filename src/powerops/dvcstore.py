@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dvc.data_cloud import Remote
     from dvc.repo import Repo
     from dvc_data.hashfile.db import HashFileDB
     from dvc_data.hashfile.hash_info import HashInfo
@@ -124,6 +125,59 @@ def restore(root: Path, dvc_md5: str, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         repo.close()
+
+
+def remote_files(root: Path, folder: str) -> dict[str, bytes]:
+    """The small files in `folder` at the root of the default remote, by name ({} if none)."""
+    repo = _repo(root)
+    try:
+        remote = _remote(repo, root)
+        path = remote.fs.join(remote.path, folder)
+        if not remote.fs.exists(path):
+            return {}
+        names = [remote.fs.name(entry) for entry in remote.fs.ls(path, detail=False)]
+        return {
+            name: remote.fs.cat_file(remote.fs.join(path, name))
+            for name in names
+            if not name.startswith(".")
+        }
+    finally:
+        repo.close()
+
+
+def create_remote_file(root: Path, folder: str, name: str, data: bytes) -> bool:
+    """Create `folder/name` at the root of the default remote; False if it exists already.
+
+    Written to a temporary name and then moved, so a reader never sees part of it. A file is
+    never replaced, which is what makes it usable as the next entry of an append-only log.
+    """
+    import uuid
+
+    repo = _repo(root)
+    try:
+        remote = _remote(repo, root)
+        directory = remote.fs.join(remote.path, folder)
+        remote.fs.makedirs(directory, exist_ok=True)
+        path = remote.fs.join(directory, name)
+        if remote.fs.exists(path):
+            return False
+        partial = remote.fs.join(directory, f".{name}.{uuid.uuid4().hex}")
+        remote.fs.pipe_file(partial, data)
+        remote.fs.mv(partial, path)
+        return True
+    finally:
+        repo.close()
+
+
+def _remote(repo: Repo, root: Path) -> Remote:
+    from dvc.config import NoRemoteError
+
+    try:
+        return repo.cloud.get_remote()
+    except NoRemoteError:
+        raise VersionStoreError(
+            f"{root}: no default DVC remote; add one with `dvc remote add -d NAME URL`"
+        ) from None
 
 
 def _load_tree(cache: HashFileDB, hash_info: HashInfo) -> Tree | None:
