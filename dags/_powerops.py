@@ -55,10 +55,11 @@ def params() -> Any:
 
 
 @contextmanager
-def workspace(context: Any) -> Iterator[Any]:
+def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
     """The validated params for a task's body. In the cluster profile (`state.shared`) the
     workspace is first brought to the shared state, and what the body changed is pushed after
-    it returns; a body that raises pushes nothing (powerops.shared)."""
+    it returns; a body that raises pushes nothing, unless the error is in `keep`
+    (powerops.shared.synced)."""
     import socket
 
     from powerops import shared
@@ -69,7 +70,7 @@ def workspace(context: Any) -> Iterator[Any]:
         f"{ti.dag_id}.{ti.task_id} {context['run_id']} try {ti.try_number} "
         f"on {os.environ.get('POWEROPS_WORKER', socket.gethostname())}"
     )
-    with shared.synced(config, by):
+    with shared.synced(config, by, keep):
         yield config
 
 

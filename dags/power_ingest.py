@@ -77,17 +77,13 @@ def power_ingest() -> None:
 
         from powerops import stages
 
-        with workspace(context) as config:
-            try:
+        try:
+            # A failed batch's verdict and quarantine are state too: they are pushed (cluster
+            # profile) before the task fails. The dataset is unchanged.
+            with workspace(context, keep=(stages.ValidationFailedError,)) as config:
                 reports = stages.validate(config, [_month(context)])
-            except stages.ValidationFailedError as exc:
-                # The verdict and the quarantine are state too: leave the block normally, so
-                # they are pushed (cluster profile), then fail. The dataset is unchanged.
-                failed = str(exc)
-            else:
-                failed = ""
-        if failed:
-            raise AirflowFailException(failed)
+        except stages.ValidationFailedError as exc:
+            raise AirflowFailException(str(exc)) from None
         return batch | {"validated": [report.summary()["suite"] for report in reports]}
 
     @task(pool=WORKSPACE_POOL, outlets=[DATASET])

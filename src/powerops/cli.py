@@ -8,8 +8,10 @@ a one-line error and exit status 2 for usage and configuration problems, 1 for t
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +33,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
     from powerops.quarantine import QuarantineError
     from powerops.registry import RegistryError
     from powerops.scoring import ScoringError
+    from powerops.shared import SharedStateError
     from powerops.source import SourceError
     from powerops.stack import StackError
     from powerops.stages import BatchConflictError, ValidationFailedError
@@ -50,6 +53,7 @@ def _domain_errors() -> tuple[type[Exception], ...]:
         MonitorError,
         RegistryError,
         ScoringError,
+        SharedStateError,
         TestSetError,
         TrainingError,
         StackError,
@@ -545,6 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on exactly this dataset version (restored from DVC if needed)",
     )
 
+    state = commands.add_parser(
+        "state",
+        help="the cluster profile's shared state on the DVC remote",
+        description="The shared state every command and Airflow task works on when "
+        "state.shared is true (docs/deploy.md).",
+    )
+    state_commands = state.add_subparsers(dest="state_command", required=True, metavar="COMMAND")
+    add(state_commands, "show", cmd_state_show, "the newest generation: when, by whom, what")
+    add(state_commands, "pull", cmd_state_pull, "bring the workspace's shared folders to it")
+
     testset_parser = commands.add_parser(
         "testset",
         help="the pinned test set: show it, or replace it deliberately",
@@ -631,6 +645,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that never pull or push the shared state (powerops.shared).
+_LOCAL_COMMANDS = {"state", "up", "down", "serve"}
+
+
+def cmd_state_show(params: Params, args: argparse.Namespace) -> int:
+    from powerops import shared
+
+    if not params.state.shared:
+        print("state.shared is false (the embedded profile): this workspace is the state")
+        return 0
+    head = shared.head(params)
+    if head.generation == 0:
+        print("no shared state on the DVC remote yet: the first command that changes it pushes")
+        return 0
+    print(f"generation {head.generation}, {head.at}, by {head.by}")
+    for key in shared.SHARED:
+        print(f"  {key:<16} {head.snapshots.get(key, '(empty)')}")
+    return 0
+
+
+def cmd_state_pull(params: Params, args: argparse.Namespace) -> int:
+    from powerops import shared
+
+    if not params.state.shared:
+        print("state.shared is false (the embedded profile): nothing to pull")
+        return 0
+    head = shared.pull(params)
+    print(f"the workspace holds the shared state of generation {head.generation}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -642,7 +687,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         handler: Callable[[Params, argparse.Namespace], int] = args.handler
-        return handler(params, args)
+        if args.command in _LOCAL_COMMANDS:
+            return handler(params, args)
+        from powerops import shared
+        from powerops.stages import ValidationFailedError
+
+        # Cluster profile: the command works on the shared state, like an Airflow task.
+        by = f"cli:{getpass.getuser()}@{socket.gethostname()} {args.command}"
+        with shared.synced(params, by, keep=(ValidationFailedError,)):
+            return handler(params, args)
     except _USAGE_ERRORS as exc:
         print(f"powerops: error: {exc}", file=sys.stderr)
         return 2

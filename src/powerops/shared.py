@@ -151,11 +151,21 @@ def push(params: Params, base: Head, by: str) -> Head:
 
 
 @contextmanager
-def synced(params: Params, by: str) -> Iterator[Head | None]:
-    """Run a task's body between a pull and a push; outside the cluster profile, do neither."""
+def synced(
+    params: Params, by: str, keep: tuple[type[BaseException], ...] = ()
+) -> Iterator[Head | None]:
+    """Run a task's body between a pull and a push; outside the cluster profile, do neither.
+
+    A body that raises pushes nothing, unless the error is one of `keep`: errors that leave
+    deliberate state behind (a failed validation's verdict and quarantine) push it, then raise.
+    """
     if not params.state.shared:
         yield None
         return
     base = pull(params)
-    yield base
+    try:
+        yield base
+    except keep:
+        push(params, base, by)
+        raise
     push(params, base, by)

@@ -16,7 +16,7 @@ from powerops.catalog import Catalog
 from powerops.config import Params, load_params
 from powerops.months import parse_month
 from powerops.storage import sha256_file
-from tests.conftest import VENV_BIN, make_workspace, set_params
+from tests.conftest import VENV_BIN, make_workspace, run, set_params
 
 
 def host(root: Path, source: Path, remote: Path) -> Params:
@@ -133,3 +133,22 @@ def test_the_embedded_profile_shares_nothing(tmp_path: Path, real_source_csv: Pa
         assert base is None
         stages.ingest(embedded, [parse_month("2006-12")])
     assert not (remote / "powerops-state").exists()
+
+
+def test_cli_commands_work_on_the_shared_state(tmp_path: Path, real_source_csv: Path) -> None:
+    remote = tmp_path / "remote"
+    a = host(tmp_path / "a", real_source_csv, remote)
+    b = host(tmp_path / "b", real_source_csv, remote)
+    cli = [str(VENV_BIN / "powerops"), "--params"]
+    run([*cli, str(a.root / "params.yaml"), "ingest", "--month", "2006-12"], cwd=a.root)
+    shown = run([*cli, str(b.root / "params.yaml"), "state", "show"], cwd=b.root).stdout
+    assert "generation 1" in shown and "ingest" in shown
+    assert not b.raw_dir.exists()  # `state show` only reads
+    run([*cli, str(b.root / "params.yaml"), "validate"], cwd=b.root)
+    run([*cli, str(b.root / "params.yaml"), "publish"], cwd=b.root)
+    listed = run(
+        [*cli, str(a.root / "params.yaml"), "catalog", "show", "household_power"], cwd=a.root
+    )
+    assert "2006-12" in listed.stdout
+    assert versions(a) == [1]
+    assert shared.head(a).generation == 3
