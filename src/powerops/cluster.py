@@ -80,13 +80,16 @@ def _as_postgres(command: list[str]) -> list[str]:
 def _spawn(
     name: str, command: list[str], port: int, log: Path, env: dict[str, str] | None = None
 ) -> Server:
-    """Start a server in its own process group, its output in `log`; return once it listens."""
-    with log.open("wb") as out:
+    """Start a server in its own process group, its output in `log`; return once it listens
+    (port 0: at once, for a process that listens on nothing)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     server = Server(name, process, port, log)
-    wait_for_port(server)
+    if port:
+        wait_for_port(server)
     return server
 
 
@@ -115,9 +118,7 @@ def start_postgres(root: Path, port: int, databases: dict[str, str]) -> Server:
         check=True,
         capture_output=True,
     )
-    command = [str(POSTGRES_BIN / "postgres"), "-D", str(data), "-p", str(port)]
-    command += ["-h", "127.0.0.1", "-k", str(root), "-c", "fsync=off"]
-    server = _spawn("postgresql", _as_postgres(command), port, root / "postgres.log")
+    server = _run_postgres(root, port)
     for name, password in databases.items():
         user = f"CREATE USER {name} PASSWORD '{password}'"
         psql = [str(POSTGRES_BIN / "psql"), "-h", str(root), "-p", str(port), "-U", "postgres"]
@@ -129,6 +130,22 @@ def start_postgres(root: Path, port: int, databases: dict[str, str]) -> Server:
             stop(server)
             raise ClusterError(f"creating database {name}: {done.stderr.decode()[-500:]}")
     return server
+
+
+def _run_postgres(root: Path, port: int) -> Server:
+    command = [str(POSTGRES_BIN / "postgres"), "-D", str(root / "data"), "-p", str(port)]
+    command += ["-h", "127.0.0.1", "-k", str(root), "-c", "fsync=off"]
+    return _spawn("postgresql", _as_postgres(command), port, root / "postgres.log")
+
+
+def restart_postgres(server: Server) -> Server:
+    """Stop PostgreSQL (a fast shutdown: open connections are cut) and start it again on the
+    same port and data, as an operator's restart or a failover would."""
+    root = server.log.parent
+    pg_ctl = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(root / "data"), "stop", "-m", "fast", "-w"]
+    subprocess.run(_as_postgres(pg_ctl), check=True, capture_output=True)
+    server.process.wait(timeout=STOP_TIMEOUT_S)
+    return _run_postgres(root, server.port)
 
 
 def start_redis(root: Path, port: int) -> Server:
@@ -210,6 +227,35 @@ def start_mlflow(root: Path, port: int, backend_store_uri: str) -> Server:
         time.sleep(0.5)
     stop(server)
     raise ClusterError(f"mlflow did not answer /health:\n{server.log.read_text()[-2000:]}")
+
+
+def start_process(name: str, command: list[str], log: Path, env: dict[str, str]) -> Server:
+    """A process that listens on no port of ours (an Airflow scheduler or Celery worker)."""
+    return _spawn(name, command, 0, log, env)
+
+
+def worker_hostname() -> str:
+    """Airflow's `[core] hostname_callable` for the cluster test: each Celery worker stands
+    for a host, named by POWEROPS_WORKER, so task instances record which worker ran them."""
+    return os.environ.get("POWEROPS_WORKER") or socket.getfqdn()
+
+
+def kill(server: Server) -> None:
+    """SIGKILL a process and everything under it, as a host that loses power would.
+
+    Airflow's task supervisor puts each task in a process group of its own, so killing the
+    worker's group alone would leave the task running: every descendant's group is killed."""
+    import psutil
+
+    groups = {server.pid}
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(server.pid).children(recursive=True):
+            with contextlib.suppress(ProcessLookupError):
+                groups.add(os.getpgid(child.pid))
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    server.process.wait()
 
 
 def stop(server: Server) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -162,10 +163,24 @@ def synced(
     if not params.state.shared:
         yield None
         return
+    started = time.perf_counter()
     base = pull(params)
+    pulled = time.perf_counter()
+    log.info("shared state: pulled generation %d in %.2f s", base.generation, pulled - started)
     try:
         yield base
     except keep:
-        push(params, base, by)
+        _push_timed(params, base, by)
         raise
-    push(params, base, by)
+    _push_timed(params, base, by)
+
+
+def _push_timed(params: Params, base: Head, by: str) -> None:
+    started = time.perf_counter()
+    new = push(params, base, by)
+    log.info(
+        "shared state: %s generation %d in %.2f s",
+        "pushed" if new.generation != base.generation else "unchanged at",
+        new.generation,
+        time.perf_counter() - started,
+    )
