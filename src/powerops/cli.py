@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -148,9 +149,6 @@ def cmd_quarantine_reject(params: Params, args: argparse.Namespace) -> int:
 
 
 def _actor() -> str:
-    import getpass
-    import os
-
     return os.environ.get("POWEROPS_ACTOR") or getpass.getuser()
 
 
@@ -687,13 +685,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         handler: Callable[[Params, argparse.Namespace], int] = args.handler
-        if args.command in _LOCAL_COMMANDS:
+        # Inside `dvc repro` (DVC sets DVC_STAGE) DVC tracks the stages' outputs itself.
+        if args.command in _LOCAL_COMMANDS or os.environ.get("DVC_STAGE"):
             return handler(params, args)
         from powerops import shared
         from powerops.stages import ValidationFailedError
 
         # Cluster profile: the command works on the shared state, like an Airflow task.
-        by = f"cli:{getpass.getuser()}@{socket.gethostname()} {args.command}"
+        by = f"cli:{_actor()}@{socket.gethostname()} {args.command}"
         with shared.synced(params, by, keep=(ValidationFailedError,)):
             return handler(params, args)
     except _USAGE_ERRORS as exc:

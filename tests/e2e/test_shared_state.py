@@ -140,6 +140,10 @@ def test_cli_commands_work_on_the_shared_state(tmp_path: Path, real_source_csv: 
     a = host(tmp_path / "a", real_source_csv, remote)
     b = host(tmp_path / "b", real_source_csv, remote)
     cli = [str(VENV_BIN / "powerops"), "--params"]
+    # A `dvc repro` stage (DVC sets DVC_STAGE) leaves the shared state to DVC.
+    month = ["ingest", "--month", "2006-12"]
+    run([*cli, str(a.root / "params.yaml"), *month], cwd=a.root, env={"DVC_STAGE": "ingest"})
+    assert shared.head(a).generation == 0
     run([*cli, str(a.root / "params.yaml"), "ingest", "--month", "2006-12"], cwd=a.root)
     shown = run([*cli, str(b.root / "params.yaml"), "state", "show"], cwd=b.root).stdout
     assert "generation 1" in shown and "ingest" in shown
