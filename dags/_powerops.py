@@ -29,7 +29,9 @@ DEFAULT_ARGS: dict[str, Any] = {
     # data-quality failures raise AirflowFailException and are never retried.
     "retries": 2,
     "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": True,
+    # The multiplier (Airflow 3.3's API; True still means 2.0): try n waits 20 * 2^(n-1) s
+    # to twice that, with a deterministic jitter.
+    "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=5),
 }
 
