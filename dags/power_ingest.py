@@ -12,7 +12,9 @@ Monthly. Takes one calendar month of the source feed through the data gate:
 The month is the run's data interval. The DAG starts with `ingest.start` and ends with
 `ingest.through` from params.yaml, so unpausing it makes the scheduler catch up on the months
 `dvc repro` ingests, one run at a time. A run for a month outside that range (the one interval
-catchup schedules past the end, or a manual run) skips, saying why.
+catchup schedules past the end, or a manual run) skips, saying why. In the cluster profile
+(`state.shared`) each task pulls the shared state from the DVC remote first and pushes what it
+wrote, so the next step may run on another worker (docs/deploy.md).
 """
 
 from __future__ import annotations

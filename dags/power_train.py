@@ -15,7 +15,9 @@ always the newest), the same steps `powerops train` and `dvc repro` run:
 
 Each training keeps its table, model and step records in `data/training/<job>/`; XCom carries
 only job references, hashes and headline metrics. Any task can be cleared and run again: it
-rewrites the same files, and nothing is registered or promoted twice.
+rewrites the same files, and nothing is registered or promoted twice. In the cluster profile
+(`state.shared`) each task pulls the shared state from the DVC remote first and pushes what it
+wrote, so the next step may run on another worker (docs/deploy.md).
 """
 
 from __future__ import annotations
