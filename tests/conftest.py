@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,47 @@ def run(
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def use_remote(workspace: Path, url: str, keyfile: Path | None = None) -> None:
+    """Make `url` the workspace's default DVC remote, in `.dvc/config.local` as a host would
+    (with the SSH key to reach it)."""
+    dvc = str(VENV_BIN / "dvc")
+    run([dvc, "remote", "add", "--local", "--force", "--default", "shared", url], cwd=workspace)
+    if keyfile is not None:
+        run([dvc, "remote", "modify", "--local", "shared", "keyfile", str(keyfile)], cwd=workspace)
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file under `directory`, by relative path ({} if it does not exist)."""
+    from powerops.storage import sha256_file
+
+    if not directory.is_dir():
+        return {}
+    return {
+        str(path.relative_to(directory)): sha256_file(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+def wait_for(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 1.0,
+    details: Callable[[], str] | None = None,
+) -> Any:
+    """Poll `check` until it returns something truthy, and return that; on timeout fail with
+    `what` and, if given, `details()` (logs, say)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(interval)
+    more = f"\n{details()}" if details else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{more}")
 
 
 @pytest.fixture(scope="session")
@@ -195,18 +237,8 @@ def workspace_state(workspace: Path) -> dict[str, Any]:
 
     from powerops import registry
     from powerops.catalog import Catalog
-    from powerops.storage import sha256_file
 
     params = load_params(workspace / "params.yaml")
-
-    def files(directory: Path) -> dict[str, str]:
-        if not directory.is_dir():
-            return {}
-        return {
-            str(path.relative_to(directory)): sha256_file(path)
-            for path in sorted(directory.rglob("*"))
-            if path.is_file()
-        }
 
     catalog = Catalog(params.catalog_dir)
     name = params.dataset.name
@@ -221,13 +253,13 @@ def workspace_state(workspace: Path) -> dict[str, Any]:
             "registered": steps.get("register", {}).get("model_version"),
         }
     return {
-        "raw": files(params.raw_dir),
-        "verdicts": files(params.validation_dir),
-        "quarantine": files(params.quarantine_dir),
+        "raw": file_hashes(params.raw_dir),
+        "verdicts": file_hashes(params.validation_dir),
+        "quarantine": file_hashes(params.quarantine_dir),
         "versions": [(v.version, v.content_hash, v.dvc_md5) for v in versions],
-        "dataset": files(params.dataset_dir),
-        "remote": sorted(files(workspace / "dvc-remote")),
-        "test_set": files(params.test_set_dir),
+        "dataset": file_hashes(params.dataset_dir),
+        "remote": sorted(file_hashes(workspace / "dvc-remote")),
+        "test_set": file_hashes(params.test_set_dir),
         "trainings": trainings,
         "models": [
             (v.version, v.run_id, v.tags.get("data_version"), v.tags.get("gate"))

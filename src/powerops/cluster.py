@@ -25,9 +25,10 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from powerops.stack import StackError, wait_healthy
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 60
@@ -217,16 +218,12 @@ def start_mlflow(root: Path, port: int, backend_store_uri: str) -> Server:
     command += ["--serve-artifacts", "--host", "127.0.0.1", "--port", str(port)]
     quiet = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     server = _spawn("mlflow", [*command, "--workers", "1"], port, root / "mlflow.log", quiet)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while server.process.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            url = f"http://127.0.0.1:{port}/health"
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                if answer.status == 200:
-                    return server
-        time.sleep(0.5)
-    stop(server)
-    raise ClusterError(f"mlflow did not answer /health:\n{server.log.read_text()[-2000:]}")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", START_TIMEOUT_S, server.pid)
+    except StackError as exc:
+        stop(server)
+        raise ClusterError(f"{exc}:\n{server.log.read_text()[-2000:]}") from None
+    return server
 
 
 def start_process(name: str, command: list[str], log: Path, env: dict[str, str]) -> Server:

@@ -127,20 +127,21 @@ def restore(root: Path, dvc_md5: str, target: Path) -> None:
         repo.close()
 
 
-def remote_files(root: Path, folder: str) -> dict[str, bytes]:
-    """The small files in `folder` at the root of the default remote, by name ({} if none)."""
+def newest_remote_file(root: Path, folder: str) -> tuple[str, bytes] | None:
+    """The last by name of the files in `folder` at the root of the default remote, with its
+    content (None if there is none). Only that one file is read."""
     repo = _repo(root)
     try:
         remote = _remote(repo, root)
         path = remote.fs.join(remote.path, folder)
         if not remote.fs.exists(path):
-            return {}
+            return None
         names = [remote.fs.name(entry) for entry in remote.fs.ls(path, detail=False)]
-        return {
-            name: remote.fs.cat_file(remote.fs.join(path, name))
-            for name in names
-            if not name.startswith(".")
-        }
+        names = [name for name in names if not name.startswith(".")]  # partial writes
+        if not names:
+            return None
+        newest = max(names)
+        return newest, remote.fs.cat_file(remote.fs.join(path, newest))
     finally:
         repo.close()
 

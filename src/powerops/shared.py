@@ -76,12 +76,12 @@ def _name(generation: int) -> str:
 
 def head(params: Params) -> Head:
     """The newest recorded state (generation 0 with no snapshots before the first push)."""
-    files = dvcstore.remote_files(params.root, HEAD_FOLDER)
-    if not files:
+    found_file = dvcstore.newest_remote_file(params.root, HEAD_FOLDER)
+    if found_file is None:
         return Head()
-    newest = max(files)
+    newest, data = found_file
     try:
-        found = Head(**json.loads(files[newest]))
+        found = Head(**json.loads(data))
     except (TypeError, ValueError) as exc:
         raise SharedStateError(
             f"{HEAD_FOLDER}/{newest} on the DVC remote is unreadable: {exc}"

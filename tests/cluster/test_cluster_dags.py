@@ -36,7 +36,7 @@ from powerops import cluster, registry, shared, stages
 from powerops.catalog import Catalog
 from powerops.config import Params, load_params
 from powerops.months import parse_month
-from tests.conftest import REPO, make_training_workspace, set_params
+from tests.conftest import REPO, make_training_workspace, set_params, use_remote, wait_for
 
 WORKERS = ("w1", "w2")
 ARTIFACTS = Path(os.environ.get("POWEROPS_TEST_ARTIFACTS", REPO / ".run" / "test-artifacts"))
@@ -86,28 +86,16 @@ class Cluster:
         return sorted(set(found), key=lambda row: (row[0], row[1]))
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, cluster_: Cluster) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    logs = "\n".join(
-        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
-        for path in sorted((cluster_.root / "logs").glob("*.log"))
-    )
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+def wait(stack: Cluster, check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """conftest.wait_for, failing with the tail of every Airflow component's log."""
 
+    def logs() -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted((stack.root / "logs").glob("*.log"))
+        )
 
-def dvc(workspace: Path, *args: str) -> None:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), *args],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-1000:]
+    return wait_for(check, timeout, what, details=logs)
 
 
 def host_workspace(root: Path, source: Path, sftp: cluster.Sftp, mlflow_url: str) -> Path:
@@ -120,8 +108,7 @@ def host_workspace(root: Path, source: Path, sftp: cluster.Sftp, mlflow_url: str
         state={"shared": True},
         mlflow={"tracking_uri": mlflow_url},
     )
-    dvc(workspace, "remote", "add", "--local", "--default", "shared", sftp.url)
-    dvc(workspace, "remote", "modify", "--local", "shared", "keyfile", str(sftp.keyfile))
+    use_remote(workspace, sftp.url, sftp.keyfile)
     return workspace
 
 
@@ -227,26 +214,11 @@ def stack(real_source_csv: Path) -> Iterator[Cluster]:
             worker = cluster.start_process(name, command, logs / f"{name}.log", worker_env)
             started.append(worker)
             stack.workers[name] = worker
-        wait_for(
-            lambda: (
-                len(
-                    stack.rows(
-                        "SELECT dag_id FROM dag WHERE dag_id IN ('power_ingest', 'power_train')"
-                    )
-                )
-                == 2
-            ),
-            240,
-            "the DAGs to be parsed",
-            stack,
-        )
+        parsed = "SELECT dag_id FROM dag WHERE dag_id IN ('power_ingest', 'power_train')"
+        wait(stack, lambda: len(stack.rows(parsed)) == 2, 240, "the DAGs to be parsed")
         for worker in stack.workers.values():
-            wait_for(
-                lambda w=worker: "ready." in w.log.read_text(errors="replace"),
-                240,
-                f"{worker.name} to be ready",
-                stack,
-            )
+            log = worker.log
+            wait(stack, lambda log=log: "ready." in log.read_text(), 240, f"{worker.name} ready")
         yield stack
     finally:
         for server in reversed(started):
@@ -281,7 +253,7 @@ def test_a_month_through_power_ingest_and_power_train_on_two_workers(stack: Clus
     # worker that runs build_table if it also ran publish, so that the retry also proves a
     # hand-over between hosts; otherwise build_table's own move proves it, and train's worker
     # is killed.
-    building = wait_for(lambda: running("build_table"), 600, "build_table to run", stack)
+    building = wait(stack, lambda: running("build_table"), 600, "build_table to run")
     published = {
         worker
         for task, _, state, worker in stack.tries("power_ingest")
@@ -290,14 +262,14 @@ def test_a_month_through_power_ingest_and_power_train_on_two_workers(stack: Clus
     task = "build_table"
     if building not in published:
         task = "train"
-        building = wait_for(lambda: running("train"), 300, "train to run", stack)
+        building = wait(stack, lambda: running("train"), 300, "train to run")
     cluster.kill(stack.workers[building])
     killed, killed_at = time.monotonic(), datetime.now(UTC)
     survivor = next(name for name in WORKERS if name != building)
 
     # Restart PostgreSQL while `register` writes to MLflow (whose store is on it too) and
     # moves the champion alias: the step most able to leave a half-promoted model behind.
-    wait_for(lambda: running("register"), 300, "register to run", stack)
+    wait(stack, lambda: running("register"), 300, "register to run")
     restart_postgres(stack)
     restarted = time.monotonic()
 
@@ -306,8 +278,8 @@ def test_a_month_through_power_ingest_and_power_train_on_two_workers(stack: Clus
         done = [row for row in runs if row[1] in ("success", "failed")]
         return done if done and len(done) == len(runs) else []
 
-    ingest_runs = wait_for(lambda: finished("power_ingest"), 600, "power_ingest", stack)
-    train_runs = wait_for(lambda: finished("power_train"), 600, "power_train", stack)
+    ingest_runs = wait(stack, lambda: finished("power_ingest"), 600, "power_ingest")
+    train_runs = wait(stack, lambda: finished("power_train"), 600, "power_train")
     took = time.monotonic() - started
     assert [state for _, state in train_runs] == ["success"], train_runs
     assert "success" in {state for _, state in ingest_runs}, ingest_runs

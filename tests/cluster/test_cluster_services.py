@@ -32,8 +32,15 @@ from powerops import cluster, dvcstore, registry, stages, training
 from powerops.catalog import Catalog
 from powerops.config import load_params
 from powerops.reference import load_model_version
-from powerops.storage import sha256_file
-from tests.conftest import REPO, make_training_workspace, set_params
+from tests.conftest import (
+    REPO,
+    VENV_BIN,
+    file_hashes,
+    make_training_workspace,
+    run,
+    set_params,
+    use_remote,
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +106,7 @@ def test_airflow_migrates_onto_postgresql_with_the_celery_executor(
     assert executor.stdout.strip() == "CeleryExecutor"
 
 
-def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_files(
+def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_file_hashes(
     servers: dict[str, object], tmp_path: Path, real_source_csv: Path
 ) -> None:
     store = Path(str(servers["root"])) / "mlflow"
@@ -133,32 +140,13 @@ def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_files
         cluster.stop(server)
 
 
-def dvc(workspace: Path, *args: str) -> None:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), *args],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-1000:]
-
-
 def host(root: Path, sftp: cluster.Sftp) -> Path:
     """Another machine's workspace: an empty DVC repository that knows only the remote."""
     root.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    dvc(root, "init", "-q")
-    dvc(root, "remote", "add", "--force", "--default", "shared", sftp.url)
-    dvc(root, "remote", "modify", "--local", "shared", "keyfile", str(sftp.keyfile))
+    run([str(VENV_BIN / "dvc"), "init", "-q"], cwd=root)
+    use_remote(root, sftp.url, sftp.keyfile)
     return root
-
-
-def files(directory: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(directory)): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
 
 
 def test_a_dataset_version_moves_between_workspaces_through_the_sftp_remote(
@@ -171,19 +159,18 @@ def test_a_dataset_version_moves_between_workspaces_through_the_sftp_remote(
     sftp = cluster.start_sftp(Path(str(servers["root"])) / "sftp", cluster.free_port())
     try:
         first = make_training_workspace(tmp_path / "a", real_source_csv)
-        dvc(first, "remote", "add", "--force", "--default", "shared", sftp.url)
-        dvc(first, "remote", "modify", "--local", "shared", "keyfile", str(sftp.keyfile))
+        use_remote(first, sftp.url, sftp.keyfile)
         params = load_params(first / "params.yaml")
         stages.ingest(params)
         stages.validate(params)
         stages.publish(params)  # pushes each version to the default remote
         version = Catalog(params.catalog_dir).load(params.dataset.name).latest
         assert version is not None and version.version == 4
-        assert files(sftp.directory), "nothing reached the SFTP remote"
+        assert file_hashes(sftp.directory), "nothing reached the SFTP remote"
 
         second = host(tmp_path / "b", sftp)
         dvcstore.restore(second, version.dvc_md5, second / "dataset")
-        assert files(second / "dataset") == files(params.dataset_dir) != {}
+        assert file_hashes(second / "dataset") == file_hashes(params.dataset_dir) != {}
 
     finally:
         cluster.stop(sftp.server)

@@ -25,7 +25,7 @@ import pytest
 
 from powerops import monitoring, registry, stack
 from powerops.config import Params, load_params
-from tests.conftest import REPO, workspace_state
+from tests.conftest import REPO, wait_for, workspace_state
 
 # Where the browser test keeps its screenshots (kept after the run; .run/ is not committed).
 ARTIFACTS = Path(os.environ.get("POWEROPS_TEST_ARTIFACTS", REPO / ".run" / "test-artifacts"))
@@ -64,16 +64,6 @@ def call(method: str, url: str, token: str | None = None, body: Any = None) -> t
             return response.status, json.loads(payload) if is_json and payload else payload
     except urllib.error.HTTPError as error:
         return error.code, None
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def gone(pid: int) -> bool:

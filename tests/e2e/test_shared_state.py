@@ -4,7 +4,6 @@ a DVC remote (a directory here; the SFTP server in tests/cluster), as two hosts 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,28 +14,14 @@ from powerops import shared, stages
 from powerops.catalog import Catalog
 from powerops.config import Params, load_params
 from powerops.months import parse_month
-from powerops.storage import sha256_file
-from tests.conftest import VENV_BIN, make_workspace, run, set_params
+from tests.conftest import VENV_BIN, file_hashes, make_workspace, run, set_params, use_remote
 
 
 def host(root: Path, source: Path, remote: Path) -> Params:
     workspace = make_workspace(root, source, through="2007-03")
     set_params(workspace, state={"shared": True})
-    subprocess.run(
-        [str(VENV_BIN / "dvc"), "remote", "add", "--local", "--default", "shared", str(remote)],
-        cwd=workspace,
-        check=True,
-        capture_output=True,
-    )
+    use_remote(workspace, str(remote))
     return load_params(workspace / "params.yaml")
-
-
-def files(directory: Path) -> dict[str, str]:
-    return {
-        str(path.relative_to(directory)): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
 
 
 def publish(params: Params, month: str, by: str) -> None:
@@ -66,7 +51,11 @@ def test_two_workspaces_take_turns_through_the_remote_alone(
     # B starts with nothing; its task sees A's versions, and A's raw batches and verdicts.
     publish(b, "2007-02", "b")
     assert versions(b) == [1, 2, 3]
-    assert files(b.raw_dir).keys() == {"2006-12.parquet", "2007-01.parquet", "2007-02.parquet"}
+    assert sorted(file_hashes(b.raw_dir)) == [
+        "2006-12.parquet",
+        "2007-01.parquet",
+        "2007-02.parquet",
+    ]
     # The dataset's working copy was restored from DVC to version 2 before appending.
     latest = Catalog(b.catalog_dir).load(b.dataset.name).latest
     assert latest is not None and latest.version == 3
@@ -76,7 +65,8 @@ def test_two_workspaces_take_turns_through_the_remote_alone(
     # Back on A: the pull brings B's version, byte for byte.
     shared.pull(a)
     for key in ("raw", "validation", "catalog"):
-        assert files(a.resolve(getattr(a.paths, key))) == files(b.resolve(getattr(b.paths, key)))
+        folder = getattr(a.paths, key)
+        assert file_hashes(a.resolve(folder)) == file_hashes(b.resolve(folder))
     assert versions(a) == [1, 2, 3]
 
     # A task that fails pushes nothing, and the next pull undoes what it wrote.
@@ -112,7 +102,7 @@ def test_a_rejected_batch_is_shared_but_leaves_the_dataset_alone(
     a = host(tmp_path / "a", real_source_csv, remote)
     b = host(tmp_path / "b", real_source_csv, remote)
     publish(a, "2006-12", "a")
-    catalog_before = files(a.catalog_dir)
+    catalog_before = file_hashes(a.catalog_dir)
     bad = minute_frame("2007-01-01", "2007-02-01")
     bad.loc[100, "Global_active_power"] = -5.0  # negative power: the batch fails validation
     with shared.synced(b, "b"):
@@ -120,7 +110,7 @@ def test_a_rejected_batch_is_shared_but_leaves_the_dataset_alone(
         with pytest.raises(stages.ValidationFailedError, match="Global_active_power"):
             stages.validate(b, [parse_month("2007-01")])
     shared.pull(a)
-    assert files(a.catalog_dir) == catalog_before
+    assert file_hashes(a.catalog_dir) == catalog_before
     assert (a.quarantine_dir / "2007-01").is_dir()
 
 
