@@ -139,13 +139,14 @@ def _run_postgres(root: Path, port: int) -> Server:
     return _spawn("postgresql", _as_postgres(command), port, root / "postgres.log")
 
 
-def restart_postgres(server: Server) -> Server:
-    """Stop PostgreSQL (a fast shutdown: open connections are cut) and start it again on the
-    same port and data, as an operator's restart or a failover would."""
+def restart_postgres(server: Server, down_s: float = 0) -> Server:
+    """Stop PostgreSQL (a fast shutdown: open connections are cut), leave it down `down_s`
+    seconds, and start it again on the same port and data, as a restart or failover would."""
     root = server.log.parent
     pg_ctl = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(root / "data"), "stop", "-m", "fast", "-w"]
     subprocess.run(_as_postgres(pg_ctl), check=True, capture_output=True)
     server.process.wait(timeout=STOP_TIMEOUT_S)
+    time.sleep(down_s)
     return _run_postgres(root, server.port)
 
 
@@ -217,6 +218,8 @@ def start_mlflow(root: Path, port: int, backend_store_uri: str) -> Server:
     command += [backend_store_uri, "--artifacts-destination", str(root / "artifacts")]
     command += ["--serve-artifacts", "--host", "127.0.0.1", "--port", str(port)]
     quiet = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    # No job runner: it starts eight more processes (huey consumers) that powerops never uses.
+    quiet["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     server = _spawn("mlflow", [*command, "--workers", "1"], port, root / "mlflow.log", quiet)
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", START_TIMEOUT_S, server.pid)
