@@ -58,13 +58,15 @@ def params() -> Any:
 
 @contextmanager
 def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
-    """The validated params for a task's body. In the cluster profile (`state.shared`) the
+    """The validated params for a task's body, run inside the workspace lock
+    (powerops.lock). In the cluster profile (`state.shared`) the
     workspace is first brought to the shared state, and what the body changed is pushed after
     it returns; a body that raises pushes nothing, unless the error is in `keep`
     (powerops.shared.synced)."""
     import socket
 
     from powerops import shared
+    from powerops.lock import workspace_lock
 
     config = params()
     ti = context["ti"]
@@ -72,7 +74,9 @@ def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Itera
         f"{ti.dag_id}.{ti.task_id} {context['run_id']} try {ti.try_number} "
         f"on {os.environ.get('POWEROPS_WORKER', socket.gethostname())}"
     )
-    with shared.synced(config, by, keep):
+    # The pool keeps Airflow's own tasks to one at a time; the lock also keeps out a CLI
+    # command or `dvc repro` working on the same workspace.
+    with workspace_lock(config, f"airflow {by}"), shared.synced(config, by, keep):
         yield config
 
 

@@ -1,8 +1,11 @@
 """The `powerops` command: one entry point with a subcommand per stage and catalog query.
 
 Every subcommand reads params.yaml (or `--params`), calls a stage function and prints a short
-summary. Known failures (bad config, bad month, conflicting batch, missing version) end with
-a one-line error and exit status 2 for usage and configuration problems, 1 for the rest.
+summary. A command that changes the workspace holds its lock (powerops.lock) while it runs;
+one that only reads it never waits. Every failure ends with one line on stderr naming the cause
+(`-v` adds the traceback) and an exit status: 1 when the command failed, 2 for a usage or
+configuration error, 75 when another writer held the workspace for longer than
+`state.lock_wait_seconds` (try again later).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,6 +29,7 @@ log = logging.getLogger("powerops")
 
 # Errors a user can fix from the message alone: printed as one line, no traceback.
 _USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, MonthError)
+EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 1, 2, 75
 
 
 def _domain_errors() -> tuple[type[Exception], ...]:
@@ -643,8 +648,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that never pull or push the shared state (powerops.shared).
-_LOCAL_COMMANDS = {"state", "up", "down", "serve"}
+# Commands that only read the workspace (or, like `up`, start what changes it): they take no
+# lock, so they never wait, and never pull or push the shared state (powerops.shared).
+_READERS = {
+    "cmd_catalog_list",
+    "cmd_catalog_show",
+    "cmd_catalog_search",
+    "cmd_model_list",
+    "cmd_model_show",
+    "cmd_testset_show",
+    "cmd_quarantine_list",
+    "cmd_quarantine_show",
+    "cmd_data_status",
+    "cmd_state_show",
+    "cmd_serve",
+    "cmd_up",
+    "cmd_down",
+}
 
 
 def cmd_state_show(params: Params, args: argparse.Namespace) -> int:
@@ -682,22 +702,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     log.setLevel(level)
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        params = load_params(args.params)
-        handler: Callable[[Params, argparse.Namespace], int] = args.handler
-        # Inside `dvc repro` (DVC sets DVC_STAGE) DVC tracks the stages' outputs itself.
-        if args.command in _LOCAL_COMMANDS or os.environ.get("DVC_STAGE"):
-            return handler(params, args)
-        from powerops import shared
-        from powerops.stages import ValidationFailedError
+        return _run(args, "powerops " + " ".join(words))
+    except _USAGE_ERRORS as exc:
+        return _fail(args, f"error: {exc}", EXIT_USAGE)
+    except _busy_error() as exc:
+        return _fail(args, f"error: {exc}", EXIT_BUSY)
+    except _domain_errors() as exc:
+        return _fail(args, f"error: {exc}", EXIT_FAILED)
+    except Exception as exc:  # a bug or an unforeseen fault: still one line, never a success
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        return _fail(
+            args,
+            f"error: unexpected {type(exc).__name__}: {first} (run with -v for the traceback)",
+            EXIT_FAILED,
+        )
 
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    """Load the params and run the command: a writer inside the workspace lock and, in the
+    cluster profile outside `dvc repro`, between a pull and a push of the shared state."""
+    params = load_params(args.params)
+    handler: Callable[[Params, argparse.Namespace], int] = args.handler
+    if handler.__name__ in _READERS:
+        return handler(params, args)
+    from powerops import shared
+    from powerops.lock import workspace_lock
+    from powerops.stages import ValidationFailedError
+
+    with workspace_lock(params, command):
+        # Inside `dvc repro` (DVC sets DVC_STAGE) DVC tracks the stages' outputs itself.
+        if os.environ.get("DVC_STAGE"):
+            return handler(params, args)
         # Cluster profile: the command works on the shared state, like an Airflow task.
         by = f"cli:{_actor()}@{socket.gethostname()} {args.command}"
         with shared.synced(params, by, keep=(ValidationFailedError,)):
             return handler(params, args)
-    except _USAGE_ERRORS as exc:
-        print(f"powerops: error: {exc}", file=sys.stderr)
-        return 2
-    except _domain_errors() as exc:
-        print(f"powerops: error: {exc}", file=sys.stderr)
-        return 1
+
+
+def _busy_error() -> type[Exception]:
+    from powerops.lock import WorkspaceBusyError
+
+    return WorkspaceBusyError
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    if args.verbose:
+        traceback.print_exc()
+    print(f"powerops: {message}", file=sys.stderr)
+    return status

@@ -184,6 +184,9 @@ class StateConfig(_Strict):
     # true (the cluster profile): workers on other hosts; each task pulls the shared state from
     # the default DVC remote first and pushes what it changed after.
     shared: bool = False
+    # One writer at a time changes a workspace (powerops.lock): how long a second writer waits
+    # for the first before it gives up and names the holder.
+    lock_wait_seconds: float = Field(default=300.0, ge=0)
 
 
 class StackConfig(_Strict):

@@ -121,22 +121,27 @@ class MissingReferenceError(LookupError):
 def load_model_version(params: Params, version: ModelVersion) -> tuple[Any, Reference]:
     """A registered version's Pipeline and its stored reference, from MLflow."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
     from powerops import registry
 
     registry.client(params)  # sets the tracking URI
     with tempfile.TemporaryDirectory(prefix="powerops-reference-") as tmp:
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=tmp
+        # Absent artifacts are a model without a reference; any other failure is MLflow's.
+        with registry.asking(params, f"download version {version.version}'s reference"):
+            try:
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        run_id=version.run_id, artifact_path=ARTIFACT_DIR, dst_path=tmp
+                    )
                 )
-            )
-        except Exception as exc:  # MLflow raises several types for a missing artifact
-            raise MissingReferenceError(
-                f"model version {version.version} has no {ARTIFACT_DIR}/ artifacts (trained "
-                f"before monitoring existed?): retrain it. ({exc})"
-            ) from None
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                raise MissingReferenceError(
+                    f"model version {version.version} has no {ARTIFACT_DIR}/ artifacts "
+                    "(trained before monitoring existed?): retrain it"
+                ) from None
         reference = Reference.from_bytes(
             (local / REFERENCE_FILE).read_bytes(), (local / OUTLIERS_FILE).read_bytes()
         )
@@ -150,4 +155,5 @@ def load_pipeline(params: Params, version: ModelVersion) -> Any:
     from powerops import registry
 
     registry.client(params)  # sets the tracking URI
-    return mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")
+    with registry.asking(params, f"load model version {version.version}"):
+        return mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")

@@ -27,6 +27,7 @@ from powerops.datasets import (
     next_version,
     schema_of,
 )
+from powerops.faults import crash_point
 from powerops.months import Month, MonthError, parse_month
 from powerops.quarantine import Quarantine, QuarantineError, Verdict, load_verdict, save_verdict
 from powerops.source import SourceFeed
@@ -92,6 +93,7 @@ def write_raw_batch(frame: pd.DataFrame, directory: Path, month: str) -> IngestR
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
         os.chmod(tmp, 0o444)
+        crash_point("ingest.writing")
     log.info("batch %s written: %s rows, sha256 %s", month, f"{len(frame):,}", digest[:12])
     return IngestResult(month, str(target), digest, len(frame), changed=True)
 
@@ -325,10 +327,13 @@ def publish(
         target = batch_path(params.dataset_dir, month)
         with atomic_path(target) as tmp:
             shutil.copyfile(source, tmp)
+            crash_point("publish.copying")
+        crash_point("publish.after_copy")
         entries = manifest(params.dataset_dir)
         dvc_md5 = dvcstore.snapshot(params.root, params.dataset_dir)
         if push:
             dvcstore.push(params.root, dvc_md5)
+        crash_point("publish.before_catalog")
         rows = _rows(source)
         if not record.columns:
             record.columns = schema_of(pd.read_parquet(source), params)

@@ -27,6 +27,7 @@ from powerops import dvcstore, forecasting, reference, registry, testset
 from powerops.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.config import Params
 from powerops.datasets import batch_files, content_hash, manifest
+from powerops.faults import crash_point
 from powerops.storage import (
     atomic_path,
     atomic_write_text,
@@ -190,7 +191,8 @@ def champion_evaluation(
         data = json.loads(champion.tags["evaluation"])
         return forecasting.Evaluation(data["model"], data["baselines"], data["rows"])
     log.info("champion version %s was scored on another test set: re-scoring it", champion.version)
-    model = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}@{registry.CHAMPION}")
+    with registry.asking(params, f"load champion version {champion.version}"):
+        model = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{champion.version}")
     return forecasting.evaluate(model, test_frame, params)
 
 
@@ -213,6 +215,8 @@ def input_example(
 # atomically, and returns small dicts (XCom-sized). Running a step again gives the same state.
 
 TABLE_FILE = "table.parquet"
+# On a version: the number of the last alias change when it was registered (powerops.registry).
+ALIAS_CHANGE_TAG = "alias_change_at_registration"
 MODEL_FILE = "model.pkl"
 RECORD_FILE = "job.json"
 
@@ -279,19 +283,49 @@ def _registered(params: Params) -> dict[tuple[int, str], ModelVersion]:
 
 
 def plan(params: Params, data_version: int | None = None) -> list[Job]:
-    """The trainings to run now: exactly `data_version`, or what the cadence asks for."""
+    """The trainings to run now: exactly `data_version`, or what the cadence asks for, plus
+    any training a crash left unfinished (see `_unfinished`)."""
     # The stage's DVC output exists even before the first year of data allows a test set.
     params.test_set_dir.mkdir(parents=True, exist_ok=True)
+    registry.recover(params)
     catalog = Catalog(params.catalog_dir)
     if not catalog.exists(params.dataset.name):
         log.info("no version of %s published yet: nothing to train", params.dataset.name)
         return []
     record = catalog.load(params.dataset.name)
+    registered = _registered(params)
     if data_version is not None:
         chosen = [record.version(data_version).version]
     else:
-        chosen = due_versions(record, params, set(_registered(params)))
-    return [Job(version, config_hash(params)) for version in chosen]
+        chosen = due_versions(record, params, set(registered))
+    jobs = {Job(version, config_hash(params)) for version in chosen}
+    return sorted(jobs | _unfinished(params, registered), key=lambda job: job.data_version)
+
+
+def _unfinished(params: Params, registered: dict[tuple[int, str], ModelVersion]) -> set[Job]:
+    """Trainings of this configuration a crash interrupted: a run still marked RUNNING (killed
+    before or after its version was registered), or a version the gate promoted whose promotion
+    never happened, if no alias changed since it was registered (then a person decided since)."""
+    current = config_hash(params)
+    unfinished = set()
+    for run in registry.running_runs(params):
+        tags = run.data.tags
+        if "job" in tags and tags.get("config_hash") == current:
+            unfinished.add(Job(int(tags["data_version"]), current))
+    journal = registry.changes(params)
+    last = str(journal[-1].number) if journal else "0"
+    promoted = registry.promoted_versions(params, journal)
+    for (data_version, config), version in registered.items():
+        pending = (
+            version.tags.get("gate") == "promoted"
+            and version.tags.get(ALIAS_CHANGE_TAG) == last
+            and str(version.version) not in promoted
+        )
+        if config == current and pending:
+            unfinished.add(Job(data_version, current))
+    for job in unfinished:
+        log.warning("training %s was interrupted: finishing it", job.name)
+    return unfinished
 
 
 def _load_table(params: Params, job: Job, record: dict[str, Any]) -> pd.DataFrame:
@@ -470,10 +504,12 @@ def decide(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
 def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
     """Log each job's run and model to MLflow, register it, and promote it if the gate said so.
 
-    A job already registered is not registered twice, and a version is promoted only if it never
-    was the champion: running this again leaves the registry and the alias log as they are.
+    A job already registered is not registered twice, and a version is promoted only once:
+    running this again leaves the registry and the alias log as they are, and finishes what a
+    crash left half done (an alias change, a promotion, a run still marked RUNNING).
     """
     results = []
+    registry.recover(params)
     registered = _registered(params)
     for job in jobs:
         record = _step(params, job, "decide")
@@ -482,12 +518,9 @@ def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
         version = registered.get((job.data_version, job.config_hash))
         if version is None:
             version = _log_and_register(params, job, record, by)
+        _end_orphan_runs(params, job, str(version.run_id))
         number = str(version.version)
-        ever_champion = any(
-            move.alias == registry.CHAMPION and move.to_version == number
-            for move in registry.audit_log(params)
-        )
-        if decision["promote"] and not ever_champion:
+        if decision["promote"] and _may_promote(params, version):
             registry.promote(params, number, "gate passed: " + "; ".join(decision["verdict"]), by)
         log.info(
             "%s@%d: model version %s %s (%s)",
@@ -515,6 +548,38 @@ def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
     return results
 
 
+def _may_promote(params: Params, version: ModelVersion) -> bool:
+    """False if the version's promotion happened already, or if an alias changed after it was
+    registered (a rollback by a person since: theirs is the later decision)."""
+    journal = registry.changes(params)
+    if str(version.version) in registry.promoted_versions(params, journal):
+        return False
+    last = str(journal[-1].number) if journal else "0"
+    seen = version.tags.get(ALIAS_CHANGE_TAG, last)
+    if seen != last:
+        log.warning(
+            "version %s passed the gate but the aliases changed after it was registered: "
+            "not promoting it (`powerops model rollback --to %s` does it by hand)",
+            version.version,
+            version.version,
+        )
+        return False
+    return True
+
+
+def _end_orphan_runs(params: Params, job: Job, registered_run: str) -> None:
+    """End the job's runs still marked RUNNING: the registered one finished its work, any other
+    belongs to an attempt that was killed."""
+    for run in registry.running_runs(params):
+        if run.data.tags.get("job") != job.name:
+            continue
+        status = "FINISHED" if run.info.run_id == registered_run else "KILLED"
+        registry.end_run(params, run.info.run_id, status)
+        log.warning(
+            "run %s of training %s was left RUNNING: ended %s", run.info.run_id, job.name, status
+        )
+
+
 def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str) -> ModelVersion:
     """The MLflow run (params, metrics, inputs, backtest, gate), the logged model, its version."""
     import mlflow
@@ -539,10 +604,16 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
         "git_commit": git_commit(params.root),
         "config_hash": job.config_hash,
         "trained_by": by,
+        "job": job.name,
     }
     example = input_example(test_frame, manifest, params)
-    with mlflow.start_run(
-        experiment_id=registry.experiment_id(params), run_name=f"data-v{job.data_version}"
+    journal = registry.changes(params)
+    seen = str(journal[-1].number) if journal else "0"
+    with (
+        registry.asking(params, f"record training {job.name}"),
+        mlflow.start_run(
+            experiment_id=registry.experiment_id(params), run_name=f"data-v{job.data_version}"
+        ),
     ):
         mlflow.set_tags(tags)
         mlflow.log_params(
@@ -599,7 +670,9 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
             ],
         )
         evaluation = evaluated["evaluation"]
-        return mlflow.register_model(
+        crash_point("register.before_version")
+        # One call creates the version with all its tags: a crash leaves it whole or absent.
+        version = mlflow.register_model(
             info.model_uri,
             params.mlflow.model_name,
             tags=tags
@@ -608,8 +681,11 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
                 "test_wape": f"{evaluation['model']['wape']:.4f}",
                 "gate": "promoted" if decision["promote"] else "not promoted",
                 "gate_reasons": json.dumps(decision["verdict"]),
+                ALIAS_CHANGE_TAG: seen,
             },
         )
+        crash_point("register.after_version")
+        return version
 
 
 def train(
@@ -667,13 +743,14 @@ def replace_test_set(params: Params, reason: str) -> testset.TestSetManifest:
     mlflow_client = registry.client(params)
     for model_version in registry.versions(params):
         if model_version.tags.get("test_set_hash") != manifest.sha256:
-            mlflow_client.set_model_version_tag(
-                params.mlflow.model_name,
-                model_version.version,
-                "scores_comparable",
-                f"no: scored on test set v{model_version.tags.get('test_set_version', '?')}, "
-                f"replaced by v{manifest.version} ({reason})",
-            )
+            with registry.asking(params, f"tag version {model_version.version}"):
+                mlflow_client.set_model_version_tag(
+                    params.mlflow.model_name,
+                    model_version.version,
+                    "scores_comparable",
+                    f"no: scored on test set v{model_version.tags.get('test_set_version', '?')}, "
+                    f"replaced by v{manifest.version} ({reason})",
+                )
     return manifest
 
 
