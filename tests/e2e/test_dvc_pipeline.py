@@ -1,5 +1,6 @@
 """`dvc repro` and the `powerops` CLI on real UCI readings, in a throwaway repository copy."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def test_repro_versions_noop_append_and_restore(workspace: Path) -> None:
     second = run(["dvc", "repro"], workspace)
     assert "Data and pipelines are up to date." in second.stdout
     assert catalog.path("household_power").read_bytes() == catalog_bytes
+
+    # A code change makes exactly the stages that import the module out of date (the unit test
+    # tests/unit/test_stage_deps.py keeps dvc.yaml's deps complete for every module).
+    drift = workspace / "src" / "powerops" / "drift.py"
+    original = drift.read_bytes()
+    drift.write_bytes(original + b"\n# changed\n")
+    status = json.loads(run(["dvc", "status", "--json"], workspace).stdout)
+    assert sorted(status) == ["monitor", "train"]
+    drift.write_bytes(original)
+    assert json.loads(run(["dvc", "status", "--json"], workspace).stdout) == {}
 
     # Keep version 2's files, then lose all working data and append a month: publish first
     # restores version 3 from DVC, then adds version 4 on top of it.
