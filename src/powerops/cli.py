@@ -158,10 +158,14 @@ def _actor() -> str:
 
 
 def cmd_train(params: Params, args: argparse.Namespace) -> int:
-    from powerops import training
+    from powerops import registry, training
 
+    finished = registry.recover(params)
+    if finished is not None:
+        moves = ", ".join(f"{m.alias} -> version {m.to_version}" for m in finished.moves)
+        print(f"finished the {finished.kind} a crash interrupted: {moves}")
     results = training.train(params, args.data_version, by=_actor())
-    if not results:
+    if not results and finished is None:
         print(
             "nothing to train: every dataset version the cadence asks for has a model "
             "for this configuration (or fewer than train.first_version versions exist)"

@@ -1,24 +1,34 @@
-"""Named crash points, for fault-injection tests of crash consistency.
+"""Named fault points, for fault-injection tests of crash consistency and of concurrency.
 
-`crash_point("register.after_version")` does nothing unless the environment variable
-`POWEROPS_CRASH_AT` names that point; then the process kills itself with SIGKILL on the spot,
-as a power cut or the OOM killer would: no `finally`, no flush, no exit handler. Naming a point
-as `name@N` crashes at its N-th pass instead of the first. tests/faults/ drives every point in a
-subprocess, reruns the command, and compares the state with an uninterrupted run's.
+`crash_point("register.after_version")` does nothing unless an environment variable names
+that point:
+
+- `POWEROPS_CRASH_AT=name` kills the process there with SIGKILL, as a power cut or the OOM
+  killer would: no `finally`, no flush, no exit handler. `name@N` crashes at its N-th pass.
+- `POWEROPS_STALL_AT=name:seconds` sleeps there at every pass, to hold a writer in the middle
+  of its work while another process starts (a race made wide on purpose).
+
+tests/faults/ drives every point in a subprocess, reruns the command, and compares the state
+with an uninterrupted run's.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
-ENV = "POWEROPS_CRASH_AT"
+CRASH_ENV = "POWEROPS_CRASH_AT"
+STALL_ENV = "POWEROPS_STALL_AT"
 _passes: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:
-    """Die here, by SIGKILL, if `POWEROPS_CRASH_AT` names this point (and pass)."""
-    wanted = os.environ.get(ENV)
+    """Die (or stall) here if `POWEROPS_CRASH_AT` (or `POWEROPS_STALL_AT`) names this point."""
+    stall = os.environ.get(STALL_ENV)
+    if stall and stall.partition(":")[0] == name:
+        time.sleep(float(stall.partition(":")[2] or 1))
+    wanted = os.environ.get(CRASH_ENV)
     if not wanted:
         return
     point, _, nth = wanted.partition("@")
