@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from powerops.config import Params
 from powerops.months import Month
+from powerops.text import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,11 +96,19 @@ def read_batch(path: Path) -> pd.DataFrame:
     """Read a batch file; anything unreadable becomes one `BatchReadError` naming the file."""
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
+        names = pq.read_schema(path).names
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated is not None:
+            raise BatchReadError(
+                f"{path.name}: column `{printable(repeated)}` appears {names.count(repeated)} "
+                "times in the schema; a repeated column is ambiguous: fix the batch"
+            )
         return pd.read_parquet(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = printable(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise BatchReadError(f"{path.name}: not a readable Parquet batch ({detail})") from None
 
 
@@ -329,7 +338,8 @@ def _failure(item: Any) -> Failure:
     kwargs = dict(config.kwargs)
     rule = ", ".join(f"{key}={_short(kwargs[key])}" for key in _RULE_KEYS if key in kwargs)
     if item.exception_info and item.exception_info.get("raised_exception"):
-        observed = "error: " + str(item.exception_info.get("exception_message", "")).splitlines()[0]
+        message = str(item.exception_info.get("exception_message", ""))
+        observed = "error: " + _short((message.splitlines() or [""])[0])
     else:
         observed = _observed(item.result or {})
     notes = str((config.meta or {}).get("notes", ""))
@@ -354,5 +364,5 @@ def _observed(result: dict[str, Any]) -> str:
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # Observed values come from the batch: a text column may hold anything.
+    return printable(str(value), limit)

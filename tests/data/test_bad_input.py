@@ -8,6 +8,7 @@ catalog are exactly as before.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from powerops import stages
@@ -91,6 +94,13 @@ def assign(column: str, rows: slice, value: object) -> Callable[[pd.DataFrame], 
         return out
 
     return corrupt
+
+
+def parquet_table_bytes(table: pa.Table) -> bytes:
+    """Parquet bytes of an Arrow table (pandas refuses to write repeated column names)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
 
 
 Corruption = Callable[[pd.DataFrame], "pd.DataFrame | bytes"]
@@ -174,6 +184,13 @@ BATTERY: dict[str, tuple[Corruption, str, str | None]] = {
     ),
     "not a parquet file": (
         lambda f: f.to_csv(index=False).encode(),
+        "readable_parquet_file",
+        None,
+    ),
+    "repeated column": (
+        lambda f: parquet_table_bytes(
+            pa.Table.from_pandas(f, preserve_index=False).add_column(3, "Voltage", pa.nulls(len(f)))
+        ),
         "readable_parquet_file",
         None,
     ),
