@@ -209,6 +209,11 @@ BATTERY: dict[str, tuple[Corruption, str, str | None]] = {
         "expect_column_values_to_be_between",
         "derived__unmetered_wh",
     ),
+    "zero voltage: the intensity check divides by zero": (
+        assign("Voltage", slice(50, 52), 0.0),
+        "expect_column_values_to_not_be_null",
+        "derived__intensity_error_a",
+    ),
     "intensity inconsistent with power and voltage": (
         lambda f: f.assign(Global_intensity=f["Global_intensity"] * 3 + 5),
         "expect_column_values_to_be_between",
@@ -276,7 +281,7 @@ def test_battery_is_large_and_distinct() -> None:
 def test_clean_real_month_passes_and_is_published(fresh: Params) -> None:
     reports = stages.validate(fresh, [MONTH], now=NOW)
     assert [r.success for r in reports] == [True]
-    assert reports[0].evaluated == 38
+    assert reports[0].evaluated == 38 + 2  # the suite, and not-null on each derived column
     docs = fresh.resolve(str(reports[0].data_docs))
     assert docs.is_file() and "raw_batch" in docs.read_text()
     versions = stages.publish(fresh, push=False)
