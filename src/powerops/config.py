@@ -7,8 +7,9 @@ A bad value raises `ConfigError` naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -101,6 +102,71 @@ class IngestConfig(_Strict):
         return parse_month(self.start).range_to(parse_month(self.through))
 
 
+# The functions pandas `eval` evaluates, with the number of arguments each takes.
+DERIVED_FUNCTIONS: dict[str, int] = {
+    **dict.fromkeys(("abs", "sqrt", "exp", "log", "log10", "log1p", "expm1", "floor", "ceil"), 1),
+    **dict.fromkeys(("sin", "cos", "tan", "arcsin", "arccos", "arctan"), 1),
+    **dict.fromkeys(("sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh"), 1),
+    "arctan2": 2,
+}
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+
+
+def expression_problem(expression: str, columns: Collection[str]) -> str | None:
+    """Why a derived-column expression is not arithmetic over `columns`, or None if it is."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        return f"not a valid expression ({exc.msg}): {expression!r}"
+    return _node_problem(tree.body, columns)
+
+
+def expression_columns(expression: str) -> set[str]:
+    """The column names a derived-column expression reads (function names excluded)."""
+    tree = ast.parse(expression.strip(), mode="eval")
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    return {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called
+    }
+
+
+def _node_problem(node: ast.expr, columns: Collection[str]) -> str | None:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return None
+    if isinstance(node, ast.Name):
+        if node.id in columns:
+            return None
+        return f"unknown column `{node.id}` (columns: {', '.join(columns)})"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        return _node_problem(node.operand, columns)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
+        return _node_problem(node.left, columns) or _node_problem(node.right, columns)
+    if isinstance(node, ast.Call):
+        return _call_problem(node, columns)
+    return (
+        f"`{ast.unparse(node)}` is not allowed: use numbers, source.columns, + - * / // % ** "
+        "and the functions " + ", ".join(DERIVED_FUNCTIONS)
+    )
+
+
+def _call_problem(node: ast.Call, columns: Collection[str]) -> str | None:
+    name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+    if name not in DERIVED_FUNCTIONS:
+        return f"unknown function `{name}` (functions: {', '.join(DERIVED_FUNCTIONS)})"
+    arity = DERIVED_FUNCTIONS[name]
+    if node.keywords or len(node.args) != arity:
+        return f"`{name}` takes {arity} argument(s): `{ast.unparse(node)}`"
+    problems = (_node_problem(arg, columns) for arg in node.args)
+    return next((problem for problem in problems if problem), None)
+
+
+class _KeyProblems(ValueError):
+    """Problems a cross-field check found, each under the full key it belongs to."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {problem}" for key, problem in problems))
+
+
 class ValidationConfig(_Strict):
     """The Great Expectations gate every batch passes before it enters a dataset version."""
 
@@ -111,7 +177,8 @@ class ValidationConfig(_Strict):
     # The feed's collection period: months at its edges are measured against their covered part.
     collection_start: datetime | None = None
     collection_end: datetime | None = None
-    # Columns computed before validation, named derived__<key>: pandas expressions over the batch.
+    # Columns computed before validation, named derived__<key>: arithmetic over source.columns
+    # and DERIVED_FUNCTIONS, evaluated by pandas; checked against source.columns by `Params`.
     derived_columns: dict[str, str] = {}
     # Where Great Expectations writes Data Docs; null switches them off.
     data_docs: str | None = "reports/data_docs"
@@ -321,6 +388,18 @@ class Params(_Strict):
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
     root: Path = Path(".")
 
+    @model_validator(mode="after")
+    def _derived_columns_evaluate(self) -> Params:
+        # A typo here once filled the column with NaN, which range checks skip: checks off.
+        problems = [
+            (f"validation.derived_columns.{name}", problem)
+            for name, expression in self.validation.derived_columns.items()
+            if (problem := expression_problem(expression, self.source.columns))
+        ]
+        if problems:
+            raise _KeyProblems(problems)
+        return self
+
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else self.root / path
@@ -379,6 +458,8 @@ class Params(_Strict):
 
 
 def _format_error(error: Mapping[str, Any]) -> str:
+    if isinstance((error.get("ctx") or {}).get("error"), _KeyProblems):
+        return str(error["ctx"]["error"])  # names its keys; the input is all of params.yaml
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":

@@ -15,11 +15,18 @@ from typing import IO, TYPE_CHECKING, Any
 
 from powerops.config import SourceConfig
 from powerops.months import Month, MonthError
+from powerops.text import looks_binary, printable
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
+
+# A CSV header must fit in this much of the file; a binary file is judged by its first bytes.
+_HEAD_BYTES = 64 * 1024
+_SNIFF_BYTES = 4096
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class SourceError(RuntimeError):
@@ -63,51 +70,20 @@ def _format(path: Path, configured: str) -> str:
 def read_source(path: Path, config: SourceConfig, progress: bool | None = None) -> pd.DataFrame:
     """Read the whole source: the timestamp column plus the configured columns, sorted by time."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     if not path.is_file():
         raise SourceError(f"{path}: source file not found (check source.path in params.yaml)")
-    wanted = [config.timestamp_column, *config.columns]
     size = path.stat().st_size
     show = sys.stderr.isatty() if progress is None else progress
     started = time.perf_counter()
-    fmt = _format(path, config.format)
     try:
-        if fmt == "parquet":
-            available = pq.read_schema(path).names
-            _check_columns(path, available, wanted)
-            table = pq.read_table(path, columns=wanted)
+        if _format(path, config.format) == "parquet":
+            table = _read_parquet(path, config)
         else:
-            timestamp_type = pa.string() if config.timestamp_format else pa.timestamp("s")
-            convert = pacsv.ConvertOptions(
-                column_types={config.timestamp_column: timestamp_type}
-                | {column: pa.float64() for column in config.columns},
-                include_columns=wanted,
-                null_values=list(config.na_values),
-            )
-            with (
-                open(path, "rb") as handle,
-                tqdm(
-                    total=size,
-                    unit="B",
-                    unit_scale=True,
-                    desc=f"reading {path.name}",
-                    disable=not show,
-                ) as bar,
-            ):
-                header = handle.readline().decode(errors="replace").strip().split(config.delimiter)
-                handle.seek(0)
-                _check_columns(path, [name.strip('"') for name in header], wanted)
-                reader = pacsv.open_csv(
-                    _ProgressReader(handle, bar),
-                    parse_options=pacsv.ParseOptions(delimiter=config.delimiter),
-                    convert_options=convert,
-                )
-                table = reader.read_all()
+            table = _read_csv(path, config, show)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"{path}: cannot read the source: {exc}") from None
+        # Arrow's parse errors quote the offending row, which may be binary.
+        raise SourceError(f"{path}: cannot read the source: {printable(str(exc))}") from None
     frame: pd.DataFrame = table.to_pandas()
     frame[config.timestamp_column] = _timestamps(frame[config.timestamp_column], path, config)
     if not frame[config.timestamp_column].is_monotonic_increasing:
@@ -122,6 +98,71 @@ def read_source(path: Path, config: SourceConfig, progress: bool | None = None) 
     return frame
 
 
+def _read_parquet(path: Path, config: SourceConfig) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    wanted = [config.timestamp_column, *config.columns]
+    _check_columns(path, pq.read_schema(path).names, wanted, "schema")
+    return pq.read_table(path, columns=wanted)
+
+
+def _read_csv(path: Path, config: SourceConfig, show: bool) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from tqdm import tqdm
+
+    wanted = [config.timestamp_column, *config.columns]
+    timestamp_type = pa.string() if config.timestamp_format else pa.timestamp("s")
+    convert = pacsv.ConvertOptions(
+        column_types={config.timestamp_column: timestamp_type}
+        | {column: pa.float64() for column in config.columns},
+        include_columns=wanted,
+        null_values=list(config.na_values),
+    )
+    with (
+        open(path, "rb") as handle,
+        tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"reading {path.name}",
+            disable=not show,
+        ) as bar,
+    ):
+        _check_columns(path, _csv_header(handle, path, config.delimiter), wanted, "header")
+        reader = pacsv.open_csv(
+            _ProgressReader(handle, bar),
+            parse_options=pacsv.ParseOptions(delimiter=config.delimiter),
+            convert_options=convert,
+        )
+        return reader.read_all()
+
+
+def _csv_header(handle: IO[bytes], path: Path, delimiter: str) -> list[str]:
+    """The column names in a CSV file's first line, leaving `handle` at the start of the file."""
+    head = handle.read(_HEAD_BYTES)
+    handle.seek(0)
+    if looks_binary(head[:_SNIFF_BYTES]):
+        raise SourceError(
+            f"{path}: does not look like a text CSV file (binary content at its start); "
+            "check source.path and source.format"
+        )
+    line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) == _HEAD_BYTES:
+        raise SourceError(
+            f"{path}: the first line is longer than {_HEAD_BYTES // 1024} KiB, so it is not a "
+            "CSV header; check source.path, source.format and source.delimiter"
+        )
+    try:
+        text = line.removeprefix(_UTF8_BOM).decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        raise SourceError(
+            f"{path}: the header is not UTF-8 text ({printable(line)}); "
+            "save the file as UTF-8, or check source.path and source.format"
+        ) from None
+    return [name.strip('"') for name in text.split(delimiter)]
+
+
 def _timestamps(column: pd.Series, path: Path, config: SourceConfig) -> pd.Series:
     """Parse the timestamp column to the one dtype every batch uses: naive datetime64[us]."""
     import pandas as pd
@@ -130,8 +171,8 @@ def _timestamps(column: pd.Series, path: Path, config: SourceConfig) -> pd.Serie
         parsed = pd.to_datetime(column, format=config.timestamp_format)
     except (ValueError, TypeError) as exc:
         raise SourceError(
-            f"{path}: column {config.timestamp_column} is not a timestamp: {exc} "
-            "(check source.timestamp_format)"
+            f"{path}: column {config.timestamp_column} is not a timestamp: "
+            f"{printable(str(exc), limit=300)} (check source.timestamp_format)"
         ) from None
     if parsed.isna().any():
         first = int(parsed.isna().to_numpy().argmax())
@@ -142,13 +183,22 @@ def _timestamps(column: pd.Series, path: Path, config: SourceConfig) -> pd.Serie
     return typed
 
 
-def _check_columns(path: Path, available: list[str], wanted: list[str]) -> None:
+def _check_columns(path: Path, available: list[str], wanted: list[str], where: str) -> None:
+    """Every wanted column present exactly once in the file's `where` (header or schema)."""
     missing = [column for column in wanted if column not in available]
     if missing:
         raise SourceError(
-            f"{path}: missing column(s) {', '.join(missing)}; it has {', '.join(available)} "
+            f"{path}: missing column(s) {', '.join(missing)}; it has "
+            f"{printable(', '.join(available), limit=500)} "
             "(check source.timestamp_column and source.columns)"
         )
+    for column in wanted:
+        # Arrow would silently keep the first of two same-named columns.
+        if (count := available.count(column)) > 1:
+            raise SourceError(
+                f"{path}: column `{column}` appears {count} times in the {where}; "
+                "a repeated column is ambiguous: fix the file"
+            )
 
 
 def slice_month(frame: pd.DataFrame, month: Month, timestamp_column: str) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from powerops.datasets import (
 from powerops.faults import crash_point
 from powerops.months import Month, MonthError, parse_month
 from powerops.quarantine import Quarantine, QuarantineError, Verdict, load_verdict, save_verdict
-from powerops.source import SourceFeed
+from powerops.source import SourceError, SourceFeed
 from powerops.storage import atomic_path, parquet_bytes, sha256_bytes, sha256_file
 
 if TYPE_CHECKING:
@@ -60,17 +60,39 @@ def ingest(
     """Write each month of the source as an immutable raw batch in `paths.raw`.
 
     Re-ingesting a month whose batch exists with the same bytes is a no-op; different bytes
-    for an existing month are refused, because raw batches are immutable.
+    for an existing month are refused, because raw batches are immutable. A source file that
+    cannot be used emits a critical alert, then raises `SourceError`.
     """
     months = months if months is not None else params.ingest.months
     feed = feed or SourceFeed(params.source_path(), params.source)
     results = []
     for month in months:
-        frame = feed.month(month)
+        try:
+            frame = feed.month(month)
+        except SourceError as exc:
+            _source_alert(params, feed, months, exc)
+            raise
         if frame.empty:
             raise MonthError(f"month {month}: the source has no rows for it")
         results.append(write_raw_batch(frame, params.raw_dir, str(month)))
     return results
+
+
+def _source_alert(
+    params: Params, feed: SourceFeed, months: list[Month], error: SourceError
+) -> None:
+    """Alert that ingest cannot use the source file: from the CLI and DVC, not only Airflow."""
+    alerts.emit(
+        alerts.Alert(
+            # The feed is read whole, so a bad file fails every month: one key per dataset.
+            key=f"ingest/{params.dataset.name}",
+            severity="critical",
+            source="ingest",
+            summary=str(error),
+            details={"source": str(feed.path), "months": [str(month) for month in months]},
+        ),
+        params,
+    )
 
 
 def write_raw_batch(frame: pd.DataFrame, directory: Path, month: str) -> IngestResult:

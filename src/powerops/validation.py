@@ -3,7 +3,8 @@
 Suites are GE 1.x JSON files. Values that depend on the batch (its month, the current time,
 the expected row count) are GE suite parameters (`{"$PARAMETER": "month_start"}`) filled in
 here, so one suite serves every month. Before validation, the derived columns configured in
-params.yaml (cross-column physics checks) are appended to the frame.
+params.yaml (cross-column physics checks) are appended to the frame, and the suite run gets a
+not-null expectation for each of them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from powerops.config import Params
+from powerops.config import Params, expression_columns
 from powerops.months import Month
+from powerops.text import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,11 +97,19 @@ def read_batch(path: Path) -> pd.DataFrame:
     """Read a batch file; anything unreadable becomes one `BatchReadError` naming the file."""
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
+        names = pq.read_schema(path).names
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated is not None:
+            raise BatchReadError(
+                f"{path.name}: column `{printable(repeated)}` appears {names.count(repeated)} "
+                "times in the schema; a repeated column is ambiguous: fix the batch"
+            )
         return pd.read_parquet(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = printable(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise BatchReadError(f"{path.name}: not a readable Parquet batch ({detail})") from None
 
 
@@ -115,19 +125,46 @@ def load_suite_json(params: Params, name: str) -> dict[str, Any]:
 
 
 def with_derived_columns(frame: pd.DataFrame, derived: dict[str, str]) -> pd.DataFrame:
-    """The frame plus each configured derived column; NaN where its inputs are missing or bad."""
+    """The frame plus each derived column; NaN where an input column is absent or a value is
+    not finite, so that the suite's not-null check on the column fails (see `run_suite`)."""
     import numpy as np
     import pandas as pd
 
     numeric = pd.DataFrame({c: pd.to_numeric(frame[c], errors="coerce") for c in frame.columns})
     columns = {}
     for name, expression in derived.items():
-        try:
-            values = numeric.eval(expression, engine="python")
-        except (KeyError, NameError, ValueError, TypeError, SyntaxError, AttributeError):
-            values = pd.Series(np.nan, index=frame.index)
-        columns[DERIVED_PREFIX + name] = pd.Series(values, index=frame.index, dtype="float64")
+        if expression_columns(expression) <= set(frame.columns):
+            # An expression pandas cannot evaluate raises: config checked it, so it is a bug.
+            result = numeric.eval(expression, engine="python")
+            values = pd.Series(result, index=frame.index, dtype="float64")
+            values = values.where(np.isfinite(values))  # inf from a division by zero
+        else:
+            # The suite's schema expectation names the absent column.
+            values = pd.Series(np.nan, index=frame.index, dtype="float64")
+        columns[DERIVED_PREFIX + name] = values
     return frame.assign(**columns)
+
+
+def with_derived_not_null(suite: dict[str, Any], derived: list[str]) -> dict[str, Any]:
+    """The suite plus a not-null expectation on each derived column that has none."""
+    expectation = "expect_column_values_to_not_be_null"
+    present = {
+        (item.get("type"), (item.get("kwargs") or {}).get("column"))
+        for item in suite.get("expectations", [])
+    }
+    added = [
+        {
+            "type": expectation,
+            "kwargs": {"column": DERIVED_PREFIX + name},
+            "meta": {
+                "notes": "Added by powerops for each validation.derived_columns key: a null "
+                "means an input column was missing or not a number, or the result was infinite."
+            },
+        }
+        for name in derived
+        if (expectation, DERIVED_PREFIX + name) not in present
+    ]
+    return {**suite, "expectations": [*suite.get("expectations", []), *added]}
 
 
 def suite_parameters(params: Params, month: Month, now: datetime) -> dict[str, Any]:
@@ -242,13 +279,18 @@ def run_suite(
 ) -> tuple[Any, str | None]:
     """Validate a frame (plus any derived columns) against a suite with explicit parameters.
 
+    Each derived column must also be non-null: the suite run gets that expectation added.
     Returns GE's validation result and the Data Docs page (relative to the workspace root).
     """
-    suite_json = json.dumps(load_suite_json(params, suite_name))
-    docs_dir = params.validation.data_docs
-    runner = _runner(suite_json, suite_name, str(params.resolve(docs_dir)) if docs_dir else None)
+    suite = load_suite_json(params, suite_name)
     if derived_columns:
+        # Range checks skip nulls: without this, a NaN derived column would pass them all.
+        suite = with_derived_not_null(suite, list(derived_columns))
         frame = with_derived_columns(frame, derived_columns)
+    docs_dir = params.validation.data_docs
+    # The same suite and derived columns give the same JSON, so the cached runner is reused.
+    suite_json = json.dumps(suite)
+    runner = _runner(suite_json, suite_name, str(params.resolve(docs_dir)) if docs_dir else None)
     run, page = runner.run(frame, parameters, run_name, now)
     if page and page.startswith(str(params.root)):
         page = os.path.relpath(page, params.root)
@@ -329,7 +371,8 @@ def _failure(item: Any) -> Failure:
     kwargs = dict(config.kwargs)
     rule = ", ".join(f"{key}={_short(kwargs[key])}" for key in _RULE_KEYS if key in kwargs)
     if item.exception_info and item.exception_info.get("raised_exception"):
-        observed = "error: " + str(item.exception_info.get("exception_message", "")).splitlines()[0]
+        message = str(item.exception_info.get("exception_message", ""))
+        observed = "error: " + _short((message.splitlines() or [""])[0])
     else:
         observed = _observed(item.result or {})
     notes = str((config.meta or {}).get("notes", ""))
@@ -354,5 +397,5 @@ def _observed(result: dict[str, Any]) -> str:
 
 
 def _short(value: Any, limit: int = 160) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # Observed values come from the batch: a text column may hold anything.
+    return printable(str(value), limit)

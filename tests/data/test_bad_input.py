@@ -8,6 +8,7 @@ catalog are exactly as before.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from powerops import stages
@@ -91,6 +94,13 @@ def assign(column: str, rows: slice, value: object) -> Callable[[pd.DataFrame], 
         return out
 
     return corrupt
+
+
+def parquet_table_bytes(table: pa.Table) -> bytes:
+    """Parquet bytes of an Arrow table (pandas refuses to write repeated column names)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
 
 
 Corruption = Callable[[pd.DataFrame], "pd.DataFrame | bytes"]
@@ -177,6 +187,13 @@ BATTERY: dict[str, tuple[Corruption, str, str | None]] = {
         "readable_parquet_file",
         None,
     ),
+    "repeated column": (
+        lambda f: parquet_table_bytes(
+            pa.Table.from_pandas(f, preserve_index=False).add_column(3, "Voltage", pa.nulls(len(f)))
+        ),
+        "readable_parquet_file",
+        None,
+    ),
     "stuck sensor": (
         lambda f: f.assign(Voltage=240.0),
         "expect_column_unique_value_count_to_be_between",
@@ -191,6 +208,11 @@ BATTERY: dict[str, tuple[Corruption, str, str | None]] = {
         lambda f: f.assign(Sub_metering_3=f["Sub_metering_3"] + 120.0),
         "expect_column_values_to_be_between",
         "derived__unmetered_wh",
+    ),
+    "zero voltage: the intensity check divides by zero": (
+        assign("Voltage", slice(50, 52), 0.0),
+        "expect_column_values_to_not_be_null",
+        "derived__intensity_error_a",
     ),
     "intensity inconsistent with power and voltage": (
         lambda f: f.assign(Global_intensity=f["Global_intensity"] * 3 + 5),
@@ -259,7 +281,7 @@ def test_battery_is_large_and_distinct() -> None:
 def test_clean_real_month_passes_and_is_published(fresh: Params) -> None:
     reports = stages.validate(fresh, [MONTH], now=NOW)
     assert [r.success for r in reports] == [True]
-    assert reports[0].evaluated == 38
+    assert reports[0].evaluated == 38 + 2  # the suite, and not-null on each derived column
     docs = fresh.resolve(str(reports[0].data_docs))
     assert docs.is_file() and "raw_batch" in docs.read_text()
     versions = stages.publish(fresh, push=False)

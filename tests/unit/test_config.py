@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 from typing import Any
 
@@ -5,6 +6,7 @@ import pytest
 import yaml
 
 from powerops.config import ConfigError, load_params, parse_params
+from tests.conftest import make_workspace, run, set_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,3 +72,69 @@ def test_missing_file_and_missing_package(tmp_path: Path) -> None:
     data["source"]["package"] = "no_such_package_xyz"
     with pytest.raises(ConfigError, match=r"no_such_package_xyz.*not installed"):
         parse_params(data, REPO).source_path()
+
+
+COLUMNS = (
+    "Global_active_power, Global_reactive_power, Voltage, Global_intensity, "
+    "Sub_metering_1, Sub_metering_2, Sub_metering_3"
+)
+
+
+def with_derived(expression: str) -> dict[str, Any]:
+    data = shipped()
+    data["validation"]["derived_columns"]["unmetered_wh"] = expression
+    return data
+
+
+def test_derived_column_typo_names_the_full_key_and_the_columns() -> None:
+    typo = "Global_active_power * 1000 / 60 - Sub_metering_1 - Sub_metering_2 - Sub_meterin_3"
+    with pytest.raises(ConfigError) as refused:
+        parse_params(with_derived(typo), REPO)
+    assert str(refused.value) == (
+        "params.yaml: validation.derived_columns.unmetered_wh: unknown column `Sub_meterin_3` "
+        f"(columns: {COLUMNS})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("sqr(Voltage)", "unknown function `sqr` (functions: abs, sqrt, "),
+        ("np.sqrt(Voltage)", "unknown function `np.sqrt`"),
+        ("arctan2(Voltage)", "`arctan2` takes 2 argument(s): `arctan2(Voltage)`"),
+        ("Voltage > 200", "`Voltage > 200` is not allowed: use numbers, source.columns"),
+        ("Voltage.mean()", "unknown function `Voltage.mean`"),
+        ("Voltage * 'two'", "`'two'` is not allowed"),
+        ("Voltage *", "not a valid expression (invalid syntax): 'Voltage *'"),
+        ("date_time - 1", "unknown column `date_time`"),
+    ],
+)
+def test_derived_column_other_than_arithmetic_over_columns_is_refused(
+    expression: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_params(with_derived(expression), REPO)
+    message = str(refused.value)
+    assert message.startswith(f"params.yaml: validation.derived_columns.unmetered_wh: {problem}")
+    assert "(top level)" not in message and "\n" not in message and len(message) < 400
+
+
+def test_every_operator_and_function_is_allowed() -> None:
+    expression = "-Voltage // 2 % 3 + +arctan2(Voltage, 1.5) ** 2 / abs(log10(Voltage)) - 1e-3"
+    params = parse_params(with_derived(expression), REPO)
+    assert params.validation.derived_columns["unmetered_wh"] == expression
+
+
+def test_cli_refuses_a_derived_column_typo_in_one_line(tmp_path: Path) -> None:
+    typo = {"unmetered_wh": "Global_active_power * 1000 / 60 - Sub_meterin_3"}
+    root = make_workspace(tmp_path / "ws", tmp_path / "source.csv", through="2007-01")
+    set_params(root, validation={"derived_columns": typo})
+    error = (
+        "validation.derived_columns.unmetered_wh: unknown column `Sub_meterin_3` "
+        f"(columns: {COLUMNS})"
+    )
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        load_params(root / "params.yaml")
+    failed = run(["powerops", "validate"], root, check=False)
+    assert failed.returncode == 2
+    assert failed.stderr.splitlines() == [f"powerops: error: params.yaml: {error}"]

@@ -1,5 +1,6 @@
 """Raw batches and dataset versions, on small synthetic data in a throwaway DVC workspace."""
 
+import gzip
 from collections.abc import Callable
 from pathlib import Path
 
@@ -7,12 +8,14 @@ import pandas as pd
 import pytest
 
 from powerops import stages
+from powerops.alerts import read_log
 from powerops.catalog import Catalog
 from powerops.config import Params, load_params
 from powerops.datasets import batch_files, content_hash, manifest
 from powerops.months import Month
+from powerops.source import SourceError
 from powerops.storage import sha256_file
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, run
 
 Frame = Callable[[str, str], pd.DataFrame]
 
@@ -85,4 +88,40 @@ def test_publish_refuses_a_different_batch_for_a_published_month(params: Params)
 def test_month_outside_source_range_names_the_range(params: Params) -> None:
     with pytest.raises(stages.MonthError, match=r"2008-05 is outside .* 2008-01\.\.2008-04"):
         stages.ingest(params, [Month(2008, 5)])
+    assert not params.raw_dir.exists()
+
+
+def test_unusable_source_alerts_then_raises(params: Params) -> None:
+    params.source_path().write_bytes(gzip.compress(params.source_path().read_bytes()))
+    with pytest.raises(SourceError) as refused:
+        stages.ingest(params)
+    assert "does not look like a text CSV file" in str(refused.value)
+    [alert] = read_log(params.resolve(params.alerts.log))
+    assert alert["key"] == "ingest/household_power"
+    assert (alert["severity"], alert["status"], alert["source"]) == ("critical", "firing", "ingest")
+    assert alert["summary"] == str(refused.value)
+    assert alert["details"]["months"] == ["2008-01", "2008-02", "2008-03"]
+    assert not params.raw_dir.exists()
+
+
+def test_cli_ingest_of_a_file_with_a_repeated_column_exits_1_with_one_error_line(
+    params: Params,
+) -> None:
+    frame = pd.read_csv(params.source_path())
+    frame.insert(3, "Voltage", 0.0, allow_duplicates=True)  # the first `Voltage` is wrong
+    frame.to_csv(params.source_path(), index=False)
+    failed = run(["powerops", "-q", "ingest"], params.root, check=False)
+    assert failed.returncode == 1
+    error = (
+        f"{params.source_path()}: column `Voltage` appears 2 times in the header; "
+        "a repeated column is ambiguous: fix the file"
+    )
+    # The error's one line, after the log record every alert writes.
+    *logged, last = failed.stderr.strip().splitlines()
+    assert last == f"powerops: error: {error}"
+    assert len(logged) == 1 and logged[0].endswith(
+        f"ALERT [critical] ingest/household_power: {error}"
+    )
+    [alert] = read_log(params.resolve(params.alerts.log))
+    assert alert["summary"] == error
     assert not params.raw_dir.exists()

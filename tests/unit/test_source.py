@@ -1,3 +1,4 @@
+import gzip
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,3 +105,73 @@ def test_progress_bar_reports_bytes_read_when_asked(
     assert "reading s.csv" in capsys.readouterr().err
     read_source(path, CONFIG, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_repeated_column_in_csv_header_is_refused(minute_frame: Frame, tmp_path: Path) -> None:
+    frame = minute_frame("2008-01-01", "2008-01-01 00:10")
+    # The first `Voltage` is the wrong one; Arrow used to keep it and drop the right one.
+    wrong = frame.insert(3, "Voltage", 0.0, allow_duplicates=True)
+    assert wrong is None and list(frame.columns).count("Voltage") == 2
+    path = write_csv(frame, tmp_path / "s.csv")
+    with pytest.raises(SourceError) as refused:
+        read_source(path, CONFIG, progress=False)
+    assert str(refused.value) == (
+        f"{path}: column `Voltage` appears 2 times in the header; "
+        "a repeated column is ambiguous: fix the file"
+    )
+
+
+def test_repeated_column_in_parquet_schema_is_refused(minute_frame: Frame, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = minute_frame("2008-01-01", "2008-01-01 00:10")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.add_column(1, "Voltage", pa.array([0.0] * len(frame))), tmp_path / "s.pq")
+    with pytest.raises(SourceError, match=r"column `Voltage` appears 2 times in the schema"):
+        read_source(tmp_path / "s.pq", CONFIG, progress=False)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        gzip.compress(b"date_time,Voltage\n2008-01-01 00:00:00,240.0\n" * 50),
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)),
+    ],
+    ids=["gzip", "png"],
+)
+def test_binary_source_is_named_not_echoed(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "readings.csv"
+    path.write_bytes(content)
+    with pytest.raises(SourceError) as refused:
+        read_source(path, CONFIG, progress=False)
+    assert str(refused.value) == (
+        f"{path}: does not look like a text CSV file (binary content at its start); "
+        "check source.path and source.format"
+    )
+
+
+def test_parse_error_quoting_a_binary_row_is_printable_and_bounded(
+    minute_frame: Frame, tmp_path: Path
+) -> None:
+    path = write_csv(minute_frame("2008-01-01", "2008-01-01 02:00"), tmp_path / "s.csv")
+    with open(path, "ab") as handle:  # past the first bytes, so only Arrow's parser sees it
+        handle.write(b"2008-01-01 02:00:00,\x01\xff\x00" + b"\x1b[2J" * 2000 + b",1\n")
+    with pytest.raises(SourceError) as refused:
+        read_source(path, CONFIG, progress=False)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: cannot read the source: CSV parse error")
+    assert message.isprintable() and "\\x01" in message and "\\x1b" in message
+    assert len(message) < len(str(path)) + 250 and message.endswith("...")
+
+
+def test_header_must_be_utf8_text_and_may_start_with_a_bom(
+    minute_frame: Frame, tmp_path: Path
+) -> None:
+    frame = minute_frame("2008-01-01", "2008-01-01 00:10")
+    text = frame.to_csv(index=False, date_format="%Y-%m-%d %H:%M:%S")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    pd.testing.assert_frame_equal(read_source(tmp_path / "bom.csv", CONFIG, progress=False), frame)
+    (tmp_path / "latin1.csv").write_bytes(text.replace("Voltage", "Tension_é").encode("latin-1"))
+    with pytest.raises(SourceError, match=r"header is not UTF-8 text \(.*Tension_\\xe9.*\); save"):
+        read_source(tmp_path / "latin1.csv", CONFIG, progress=False)
