@@ -43,12 +43,12 @@ class RegistryUnavailableError(RegistryError):
 def where(params: Params) -> str:
     """The tracking URI as it can be shown: without credentials."""
     parts = urllib.parse.urlsplit(params.tracking_uri)
-    if parts.password or parts.username:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        parts = parts._replace(netloc=netloc)
-    return urllib.parse.urlunsplit(parts)
+    if not (parts.password or parts.username):
+        return params.tracking_uri
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def embedded(params: Params) -> bool:
@@ -125,14 +125,20 @@ def unavailable(params: Params, doing: str, exc: BaseException) -> RegistryUnava
     )
 
 
-def _prepare_embedded(params: Params) -> None:
-    """Check the store folder, and rebase a store that was copied or moved with its workspace."""
+def check_folder(params: Params) -> None:
+    """The embedded store's folder, if it exists, must be a folder."""
     folder = store_dir(params)
     if folder.exists() and not folder.is_dir():
         raise RegistryUnavailableError(
             f"the embedded MLflow store {folder} is a file, not a folder (paths.mlflow): "
             "move it away or point paths.mlflow elsewhere"
         )
+
+
+def _prepare_embedded(params: Params) -> None:
+    """Check the store folder, and rebase a store that was copied or moved with its workspace."""
+    check_folder(params)
+    folder = store_dir(params)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

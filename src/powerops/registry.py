@@ -51,6 +51,8 @@ def client(params: Params) -> MlflowClient:
     """An MLflow client (powerops.mlflowstore.client), refusing to start a new embedded store
     where the audit log shows there was one: a deleted store is an error, not an empty one."""
     database = store_dir(params) / DB_FILE
+    if embedded(params):
+        mlflowstore.check_folder(params)
     if embedded(params) and not database.exists():
         moves = audit_log(params)
         if moves:

@@ -64,15 +64,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory, real_source_csv: Path) -> 
 def pending(
     tmp_path_factory: pytest.TempPathFactory, minute_frames: Callable[..., pd.DataFrame]
 ) -> Path:
-    """24 synthetic months ingested and validated, none published: what `publish` races on."""
+    """12 synthetic months ingested and validated, none published: what `publish` races on."""
     root = tmp_path_factory.mktemp("faults-pending")
     source = root / "source.parquet"
-    minute_frames("2008-01-01", "2010-01-01").to_parquet(source, index=False)
+    minute_frames("2008-01-01", "2009-01-01").to_parquet(source, index=False)
     workspace = make_workspace(
         root / "pending",
         source,
         start="2008-01",
-        through="2009-12",
+        through="2008-12",
         validation={"collection_start": None, "collection_end": None},
     )
     powerops(workspace, "ingest")
