@@ -83,6 +83,16 @@ def use_remote(workspace: Path, url: str, keyfile: Path | None = None) -> None:
         run([dvc, "remote", "modify", "--local", "shared", "keyfile", str(keyfile)], cwd=workspace)
 
 
+def dvc_workspace(root: Path, url: str, keyfile: Path | None = None) -> Path:
+    """Another machine's workspace at its barest: an empty DVC repository that knows only the
+    remote at `url`."""
+    root.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    run([str(VENV_BIN / "dvc"), "init", "-q"], cwd=root)
+    use_remote(root, url, keyfile)
+    return root
+
+
 def file_hashes(directory: Path) -> dict[str, str]:
     """sha256 of every file under `directory`, by relative path ({} if it does not exist)."""
     from powerops.storage import sha256_file

@@ -11,9 +11,11 @@ they also work inside a `dvc repro` stage, which holds the repository lock.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dvc.data_cloud import Remote
@@ -149,25 +151,104 @@ def newest_remote_file(root: Path, folder: str) -> tuple[str, bytes] | None:
 def create_remote_file(root: Path, folder: str, name: str, data: bytes) -> bool:
     """Create `folder/name` at the root of the default remote; False if it exists already.
 
-    Written to a temporary name and then moved, so a reader never sees part of it. A file is
-    never replaced, which is what makes it usable as the next entry of an append-only log.
+    A compare-and-set: of writers creating the same name at once, exactly one succeeds and the
+    others get False, which is what makes `folder` usable as an append-only log (the shared
+    state's heads). The bytes go to a temporary name first, so no reader sees part of them,
+    then get the final name by an operation that refuses an existing one: a check before a
+    move would let two writers both pass the check, and the second move replace the first.
+    Local-path and ssh:// remotes only; on any other, VersionStoreError.
     """
-    import uuid
-
     repo = _repo(root)
     try:
         remote = _remote(repo, root)
-        directory = remote.fs.join(remote.path, folder)
-        remote.fs.makedirs(directory, exist_ok=True)
-        path = remote.fs.join(directory, name)
-        if remote.fs.exists(path):
-            return False
-        partial = remote.fs.join(directory, f".{name}.{uuid.uuid4().hex}")
-        remote.fs.pipe_file(partial, data)
-        remote.fs.mv(partial, path)
-        return True
+        protocol = remote.fs.protocol
+        if protocol == "local":
+            return _create_local(remote, folder, name, data)
+        if protocol == "ssh":
+            return _create_sftp(remote, folder, name, data)
+        raise VersionStoreError(
+            f"DVC remote `{remote.name}` is {protocol}://, where powerops cannot yet create a "
+            "file that refuses an existing name; `state.shared` needs a local-path or ssh:// "
+            "DVC remote for now"
+        )
     finally:
         repo.close()
+
+
+def _create_local(remote: Remote, folder: str, name: str, data: bytes) -> bool:
+    directory = Path(remote.path) / folder
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return _link_new(directory / _partial(name), directory / name, data)
+    except OSError as exc:
+        raise _not_created(remote, folder, name, exc) from exc
+
+
+def _link_new(partial: Path, path: Path, data: bytes) -> bool:
+    """Write `data` to `partial` and link it as `path`: link(2) refuses an existing name."""
+    try:
+        with open(partial, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
+
+
+def _create_sftp(remote: Remote, folder: str, name: str, data: bytes) -> bool:
+    """`create_remote_file` over SFTP, on the connection pool and event loop of DVC's sshfs."""
+    import asyncssh
+    from fsspec.asyn import sync
+
+    sshfs = remote.fs.fs
+    directory = remote.fs.join(remote.path, folder)
+    try:
+        created = sync(sshfs.loop, _sftp_link_new, sshfs, directory, name, data)
+    except (OSError, asyncssh.Error) as exc:
+        raise _not_created(remote, folder, name, exc) from exc
+    assert isinstance(created, bool)
+    return created
+
+
+async def _sftp_link_new(sshfs: Any, directory: str, name: str, data: bytes) -> bool:
+    # OpenSSH's hardlink@openssh.com is link(2) on the server, which refuses an existing name
+    # on any filesystem. Its plain SFTP rename also links, but falls back to a check and a
+    # rename where the filesystem has no hard links; a server without the extension fails
+    # here ("link not supported") rather than racing.
+    import asyncssh
+
+    partial, path = f"{directory}/{_partial(name)}", f"{directory}/{name}"
+    async with sshfs._pool.get() as sftp:
+        await sftp.makedirs(directory, exist_ok=True)
+        try:
+            async with sftp.open(partial, "xb") as handle:
+                await handle.write(data)
+            await sftp.link(partial, path)
+        except asyncssh.SFTPError:
+            # SFTP v3 has no status for "already exists" (OpenSSH says "Failure"), so ask.
+            if await sftp.lexists(path):
+                return False
+            raise
+        finally:
+            if await sftp.lexists(partial):
+                await sftp.remove(partial)
+    return True
+
+
+def _partial(name: str) -> str:
+    """A temporary name beside `name`; the leading dot makes readers skip it."""
+    return f".{name}.{uuid.uuid4().hex}"
+
+
+def _not_created(remote: Remote, folder: str, name: str, exc: Exception) -> VersionStoreError:
+    where = remote.fs.unstrip_protocol(remote.path)
+    return VersionStoreError(
+        f"DVC remote `{remote.name}` ({where}): could not create {folder}/{name}: {exc}"
+    )
 
 
 def _remote(repo: Repo, root: Path) -> Remote:

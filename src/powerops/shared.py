@@ -15,7 +15,10 @@ A head is one small JSON file per generation in `powerops-state/` at the remote'
 (`00000001.json`, ...), naming one DVC directory snapshot per folder. Files are never
 replaced: the next generation is a new file, and the history stays readable. A task that finds
 the head moved while it ran (another writer, which the Airflow pool `powerops_workspace`
-should prevent) refuses to record its state and fails, so a retry starts from the new head.
+should prevent for tasks, but not for commands) refuses to record its state and fails, so a
+retry starts from the new head. Two writers that both find the head unmoved race to create
+the same next file, which is a compare-and-set (`dvcstore.create_remote_file`): one wins, the
+other fails the same way.
 
 The dataset's working copy (`paths.dataset`) is not in the head: every dataset version is a DVC
 snapshot already, which the catalog names and `publish` and training restore by hash. MLflow
@@ -143,7 +146,7 @@ def push(params: Params, base: Head, by: str) -> Head:
     data = json.dumps(asdict(new), indent=2, sort_keys=True).encode()
     if not dvcstore.create_remote_file(params.root, HEAD_FOLDER, _name(new.generation), data):
         raise SharedStateError(
-            f"generation {new.generation} was recorded by another task meanwhile; "
+            f"generation {new.generation} was recorded by another writer meanwhile; "
             "this task's changes are not recorded"
         )
     changed = sorted(key for key in SHARED if local.get(key) != base.snapshots.get(key))

@@ -5,6 +5,8 @@ temporary directory, as this test's own processes. Against them:
 
 - a dataset version published by workspace A to a DVC remote on a real SSH server (OpenSSH,
   SFTP, key login) is restored byte for byte in workspace B, which has no cache and no data;
+- two workspaces racing to create the shared state's next head on that server have exactly
+  one winner every round, and the head holds the winner's bytes;
 - Airflow's metadata database migrates onto PostgreSQL, with the CeleryExecutor and Redis as
   the broker configured through the environment alone;
 - an MLflow tracking server on PostgreSQL with a proxied artifact store (`--serve-artifacts`:
@@ -22,25 +24,29 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from powerops import cluster, dvcstore, registry, stages, training
+from powerops import cluster, dvcstore, registry, shared, stages, training
 from powerops.catalog import Catalog
 from powerops.config import load_params
 from powerops.reference import load_model_version
+from tests import race
 from tests.conftest import (
     REPO,
-    VENV_BIN,
+    dvc_workspace,
     file_hashes,
     make_training_workspace,
-    run,
     set_params,
     use_remote,
 )
+
+# Rounds of the race for the next head: main's check-then-move let both writers win 12-22%.
+HEAD_ROUNDS = 100
 
 
 @pytest.fixture(scope="module")
@@ -140,15 +146,6 @@ def test_mlflow_on_postgresql_serves_a_champion_to_a_workspace_without_its_file_
         cluster.stop(server)
 
 
-def host(root: Path, sftp: cluster.Sftp) -> Path:
-    """Another machine's workspace: an empty DVC repository that knows only the remote."""
-    root.mkdir()
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    run([str(VENV_BIN / "dvc"), "init", "-q"], cwd=root)
-    use_remote(root, sftp.url, sftp.keyfile)
-    return root
-
-
 def test_a_dataset_version_moves_between_workspaces_through_the_sftp_remote(
     servers: dict[str, object],
     tmp_path: Path,
@@ -168,9 +165,29 @@ def test_a_dataset_version_moves_between_workspaces_through_the_sftp_remote(
         assert version is not None and version.version == 4
         assert file_hashes(sftp.directory), "nothing reached the SFTP remote"
 
-        second = host(tmp_path / "b", sftp)
+        second = dvc_workspace(tmp_path / "b", sftp.url, sftp.keyfile)
         dvcstore.restore(second, version.dvc_md5, second / "dataset")
         assert file_hashes(second / "dataset") == file_hashes(params.dataset_dir) != {}
 
+    finally:
+        cluster.stop(sftp.server)
+
+
+def test_two_writers_racing_for_the_next_head_over_sftp_have_one_winner(
+    servers: dict[str, object], tmp_path: Path
+) -> None:
+    """Creating the next head over SFTP is a compare-and-set: of two workspaces creating it at
+    once through OpenSSH's server, one wins, every round, and the head holds its bytes."""
+    sftp = cluster.start_sftp(Path(str(servers["root"])) / "sftp-race", cluster.free_port())
+    try:
+        roots = [dvc_workspace(tmp_path / name, sftp.url, sftp.keyfile) for name in ("a", "b")]
+        started = time.perf_counter()
+        outcomes = race.race(race.create_head, roots, HEAD_ROUNDS)
+        print(f"{HEAD_ROUNDS} rounds in {time.perf_counter() - started:.1f} s")
+        race.assert_heads_hold_the_winners(sftp.directory / shared.HEAD_FOLDER, outcomes)
+        # Any other failure is an error naming the remote, not a lost race.
+        (sftp.directory / "taken").write_text("a file where a folder should be")
+        with pytest.raises(dvcstore.VersionStoreError, match=r"ssh://.*could not create taken/"):
+            dvcstore.create_remote_file(roots[0], "taken", race.head_file(0), b"{}")
     finally:
         cluster.stop(sftp.server)

@@ -4,17 +4,33 @@ a DVC remote (a directory here; the SFTP server in tests/cluster), as two hosts 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from powerops import shared, stages
+from powerops import dvcstore, shared, stages
 from powerops.catalog import Catalog
 from powerops.config import Params, load_params
 from powerops.months import parse_month
-from tests.conftest import VENV_BIN, file_hashes, make_workspace, run, set_params, use_remote
+from tests import race
+from tests.conftest import (
+    VENV_BIN,
+    dvc_workspace,
+    file_hashes,
+    make_workspace,
+    run,
+    set_params,
+    use_remote,
+)
+
+# Rounds of the races below. Main's check-then-move let both writers win some rounds of every
+# run measured (about 15% of the head rounds, 9% of the push rounds, varying with the load).
+HEAD_ROUNDS = 200
+PUSH_ROUNDS = 60
 
 
 def host(root: Path, source: Path, remote: Path) -> Params:
@@ -146,3 +162,50 @@ def test_cli_commands_work_on_the_shared_state(tmp_path: Path, real_source_csv: 
     assert "2006-12" in listed.stdout
     assert versions(a) == [1]
     assert shared.head(a).generation == 3
+
+
+def test_two_writers_racing_for_the_next_head_have_one_winner(tmp_path: Path) -> None:
+    """Creating the next head is a compare-and-set: of two writers at once, one wins, every
+    round, and the head holds its bytes."""
+    remote = tmp_path / "remote"
+    roots = [dvc_workspace(tmp_path / name, str(remote)) for name in ("a", "b")]
+    started = time.perf_counter()
+    outcomes = race.race(race.create_head, roots, HEAD_ROUNDS)
+    print(f"{HEAD_ROUNDS} rounds in {time.perf_counter() - started:.1f} s")
+    race.assert_heads_hold_the_winners(remote / shared.HEAD_FOLDER, outcomes)
+
+
+def test_two_tasks_pushing_on_the_same_head_record_one_generation(tmp_path: Path) -> None:
+    """Two workspaces push a change on the same base at once: one records the next generation,
+    the other's push fails with SharedStateError, and a pull brings the winner's change."""
+    remote = tmp_path / "remote"
+    unused = tmp_path / "no-source.csv"  # no stage runs: the source is never read
+    a, b = (host(tmp_path / name, unused, remote) for name in ("a", "b"))
+    started = time.perf_counter()
+    outcomes = race.race(race.push_change, [a.root, b.root], PUSH_ROUNDS)
+    print(f"{PUSH_ROUNDS} rounds in {time.perf_counter() - started:.1f} s")
+    winners = race.winners(outcomes)
+    heads = sorted((remote / shared.HEAD_FOLDER).iterdir())
+    assert [json.loads(path.read_text())["by"] for path in heads] == winners
+    assert shared.pull(b).generation == PUSH_ROUNDS
+    assert sorted(file_hashes(b.validation_dir)) == sorted(
+        f"{winner}-{n}.json" for n, winner in enumerate(winners)
+    )
+
+
+def test_creating_a_head_fails_loudly_where_it_cannot_compare_and_set(tmp_path: Path) -> None:
+    """A scheme without a create that refuses an existing name is refused, and a failure that
+    is not "the name exists" is an error naming the remote, not a lost race."""
+    web = dvc_workspace(tmp_path / "web", "https://dvc.example.invalid/powerops")
+    with pytest.raises(dvcstore.VersionStoreError, match=r"https://.*local-path or ssh://"):
+        dvcstore.create_remote_file(web, shared.HEAD_FOLDER, "00000001.json", b"{}")
+
+    remote = tmp_path / "remote"
+    local = dvc_workspace(tmp_path / "local", str(remote))
+    remote.mkdir()
+    (remote / shared.HEAD_FOLDER).write_text("a file where the heads' folder should be")
+    with pytest.raises(
+        dvcstore.VersionStoreError, match=rf"`shared` \({re.escape(str(remote))}\): could not"
+    ):
+        dvcstore.create_remote_file(local, shared.HEAD_FOLDER, "00000001.json", b"{}")
+    assert sorted(path.name for path in remote.iterdir()) == [shared.HEAD_FOLDER]
