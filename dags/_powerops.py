@@ -58,11 +58,10 @@ def params() -> Any:
 
 @contextmanager
 def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
-    """The validated params for a task's body, run inside the workspace lock
-    (powerops.lock). In the cluster profile (`state.shared`) the
-    workspace is first brought to the shared state, and what the body changed is pushed after
-    it returns; a body that raises pushes nothing, unless the error is in `keep`
-    (powerops.shared.synced)."""
+    """The validated params for a task's body, which runs inside the workspace lock
+    (powerops.lock). In the cluster profile (`state.shared`) the workspace is first brought to
+    the shared state, and what the body changed is pushed after it returns; a body that raises
+    pushes nothing, unless the error is in `keep` (powerops.shared.synced)."""
     import socket
 
     from powerops import shared

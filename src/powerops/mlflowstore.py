@@ -17,7 +17,7 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DB_FILE = "mlflow.db"
 ARTIFACTS = "artifacts"
+# Stores this process found at their own place: (database, artifacts folder).
+_placed: set[tuple[Path, Path]] = set()
 
 
 class RegistryError(RuntimeError):
@@ -157,16 +159,23 @@ def rebase(params: Params) -> int:
     """
     database = store_dir(params) / DB_FILE
     new = (store_dir(params) / ARTIFACTS).resolve()
+    if (database, new) in _placed:
+        return 0
     try:
-        with sqlite3.connect(database, timeout=30) as connection:
+        with closing(sqlite3.connect(database, timeout=30)) as connection, connection:
             old = _recorded_artifacts(connection, params.mlflow.experiment)
-            if old is None or old == new:
-                return 0
-            before, after = _moved_root(params, old.parent, new.parent)
-            changed = _replace_prefix(connection, before, after)
+            changed = 0
+            if old is not None and old != new:
+                before, after = _moved_root(params, old.parent, new.parent)
+                changed = _replace_prefix(connection, before, after)
     except sqlite3.Error as exc:
         raise unavailable(params, "open its database", exc) from None
-    log.warning("the MLflow store moved from %s to %s: rebased %d paths", before, after, changed)
+    if old is not None:
+        _placed.add((database, new))  # checked once per process, then trusted
+    if changed:
+        log.warning(
+            "the MLflow store moved from %s to %s: rebased %d paths", before, after, changed
+        )
     return changed
 
 

@@ -359,10 +359,11 @@ def rollback(
     if (
         finished is not None
         and finished.kind == "rollback"
-        and finished.moves[-1].reason == f"rollback: {reason}"
         and to_version in (None, finished.moves[-1].to_version)
     ):
-        # This very rollback, interrupted by a crash and now finished: not a second one.
+        # A rollback a crash interrupted, now finished: asking again (a rerun, a new trigger
+        # after the failed one) means that rollback, not a second one that would undo it.
+        log.warning("the rollback asked for is the one just finished; not rolling back again")
         return str(finished.moves[-1].from_version), finished.moves[-1].to_version
     champion = alias_version(params, CHAMPION)
     if champion is None:
