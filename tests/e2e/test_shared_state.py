@@ -156,10 +156,11 @@ def test_cli_commands_work_on_the_shared_state(tmp_path: Path, real_source_csv: 
     assert not b.raw_dir.exists()  # `state show` only reads
     run([*cli, str(b.root / "params.yaml"), "validate"], cwd=b.root)
     run([*cli, str(b.root / "params.yaml"), "publish"], cwd=b.root)
-    listed = run(
-        [*cli, str(a.root / "params.yaml"), "catalog", "show", "household_power"], cwd=a.root
-    )
-    assert "2006-12" in listed.stdout
+    # A read command takes no lock and pulls nothing: it shows the workspace as last pulled.
+    show = [*cli, str(a.root / "params.yaml"), "catalog", "show", "household_power"]
+    assert "no dataset named" in run(show, cwd=a.root, check=False).stderr
+    run([*cli, str(a.root / "params.yaml"), "state", "pull"], cwd=a.root)
+    assert "2006-12" in run(show, cwd=a.root).stdout
     assert versions(a) == [1]
     assert shared.head(a).generation == 3
 
