@@ -611,11 +611,13 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
     seen = str(journal[-1].number) if journal else "0"
     with (
         registry.asking(params, f"record training {job.name}"),
+        # Tagged as it is created: a run killed at any point can be told by its `job` tag.
         mlflow.start_run(
-            experiment_id=registry.experiment_id(params), run_name=f"data-v{job.data_version}"
+            experiment_id=registry.experiment_id(params),
+            run_name=f"data-v{job.data_version}",
+            tags=tags,
         ),
     ):
-        mlflow.set_tags(tags)
         mlflow.log_params(
             {
                 "estimator": params.train.estimator,
