@@ -178,34 +178,38 @@ def workspace_params(workspace: Path) -> Params:
     return load_params(workspace / "params.yaml")
 
 
-@pytest.fixture
-def minute_frame() -> Callable[[str, str], pd.DataFrame]:
-    """Build a synthetic minute-level frame in the source schema between two instants.
+def minute_readings(start: str, end: str, noise: bool = False) -> pd.DataFrame:
+    """A synthetic minute-level frame in the source schema between two instants.
 
     The readings vary and are physically consistent, so the frame passes the raw_batch suite.
+    With `noise`, seeded random noise makes its Parquet files as large as real months
+    (periodic values compress to almost nothing), so writing and hashing them costs as much.
     """
+    index = pd.date_range(start, end, freq="1min", inclusive="left")
+    step = np.arange(len(index))
+    jitter = np.random.default_rng(0).uniform(0, 1, (3, len(index))) if noise else np.zeros(3)
+    power = 1.0 + (step % 60) / 100 + jitter[0] / 2
+    reactive = 0.1 + (step % 5) / 100 + jitter[1] / 10
+    voltage = 238.0 + (step % 7) / 2 + jitter[2]
+    intensity = np.round(np.sqrt(power**2 + reactive**2) * 1000 / voltage / 0.2) * 0.2
+    return pd.DataFrame(
+        {
+            "date_time": index.astype("datetime64[us]"),
+            "Global_active_power": power,
+            "Global_reactive_power": reactive,
+            "Voltage": voltage,
+            "Global_intensity": intensity,
+            "Sub_metering_1": (step % 3).astype("float64"),
+            "Sub_metering_2": (step % 2).astype("float64"),
+            "Sub_metering_3": (5 + step % 4).astype("float64"),
+        }
+    )
 
-    def build(start: str, end: str) -> pd.DataFrame:
-        index = pd.date_range(start, end, freq="1min", inclusive="left")
-        step = np.arange(len(index))
-        power = 1.0 + (step % 60) / 100
-        reactive = 0.1 + (step % 5) / 100
-        voltage = 238.0 + (step % 7) / 2
-        intensity = np.round(np.sqrt(power**2 + reactive**2) * 1000 / voltage / 0.2) * 0.2
-        return pd.DataFrame(
-            {
-                "date_time": index.astype("datetime64[us]"),
-                "Global_active_power": power,
-                "Global_reactive_power": reactive,
-                "Voltage": voltage,
-                "Global_intensity": intensity,
-                "Sub_metering_1": (step % 3).astype("float64"),
-                "Sub_metering_2": (step % 2).astype("float64"),
-                "Sub_metering_3": (5 + step % 4).astype("float64"),
-            }
-        )
 
-    return build
+@pytest.fixture
+def minute_frame() -> Callable[[str, str], pd.DataFrame]:
+    """`minute_readings` as a fixture: build(start, end) -> frame."""
+    return minute_readings
 
 
 def set_params(workspace: Path, **sections: dict[str, object]) -> None:

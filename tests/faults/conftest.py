@@ -10,18 +10,22 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from powerops import registry
 from powerops.catalog import Catalog
 from powerops.config import Params, load_params
 from powerops.faults import CRASH_ENV
-from tests.conftest import file_hashes, make_training_workspace, make_workspace, run
+from tests.conftest import (
+    file_hashes,
+    make_training_workspace,
+    make_workspace,
+    minute_readings,
+    run,
+)
 
 # Every command of these tests acts as this user, so audit lines compare equal.
 ACTOR = {"POWEROPS_ACTOR": "fault-test"}
@@ -61,13 +65,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, real_source_csv: Path) -> 
 
 
 @pytest.fixture(scope="session")
-def pending(
-    tmp_path_factory: pytest.TempPathFactory, minute_frames: Callable[..., pd.DataFrame]
-) -> Path:
+def pending(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 synthetic months ingested and validated, none published: what `publish` races on."""
     root = tmp_path_factory.mktemp("faults-pending")
     source = root / "source.parquet"
-    minute_frames("2008-01-01", "2009-01-01").to_parquet(source, index=False)
+    minute_readings("2008-01-01", "2009-01-01", noise=True).to_parquet(source, index=False)
     workspace = make_workspace(
         root / "pending",
         source,
@@ -78,37 +80,6 @@ def pending(
     powerops(workspace, "ingest")
     powerops(workspace, "validate")
     return workspace
-
-
-@pytest.fixture(scope="session")
-def minute_frames() -> Callable[[str, str], pd.DataFrame]:
-    """The session-wide twin of tests/conftest.py's `minute_frame`."""
-    import numpy as np
-
-    def build(start: str, end: str) -> pd.DataFrame:
-        index = pd.date_range(start, end, freq="1min", inclusive="left")
-        step = np.arange(len(index))
-        # Noise makes the Parquet files as large as real months (periodic values compress to
-        # nothing), so publishing takes as long as with real data.
-        noise = np.random.default_rng(0).uniform(0, 1, (3, len(index)))
-        power = 1.0 + (step % 60) / 100 + noise[0] / 2
-        reactive = 0.1 + (step % 5) / 100 + noise[1] / 10
-        voltage = 238.0 + (step % 7) / 2 + noise[2]
-        intensity = np.round(np.sqrt(power**2 + reactive**2) * 1000 / voltage / 0.2) * 0.2
-        return pd.DataFrame(
-            {
-                "date_time": index.astype("datetime64[us]"),
-                "Global_active_power": power,
-                "Global_reactive_power": reactive,
-                "Voltage": voltage,
-                "Global_intensity": intensity,
-                "Sub_metering_1": (step % 3).astype("float64"),
-                "Sub_metering_2": (step % 2).astype("float64"),
-                "Sub_metering_3": (5 + step % 4).astype("float64"),
-            }
-        )
-
-    return build
 
 
 def params_of(workspace: Path) -> Params:
