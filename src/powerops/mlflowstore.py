@@ -164,18 +164,15 @@ def rebase(params: Params) -> int:
     try:
         with closing(sqlite3.connect(database, timeout=30)) as connection, connection:
             old = _recorded_artifacts(connection, params.mlflow.experiment)
-            changed = 0
-            if old is not None and old != new:
-                before, after = _moved_root(params, old.parent, new.parent)
-                changed = _replace_prefix(connection, before, after)
+            if old is None:  # no experiment yet: no path recorded
+                return 0
+            before, after = _moved_root(params, old.parent, new.parent)
+            changed = _replace_prefix(connection, before, after) if old != new else 0
     except sqlite3.Error as exc:
         raise unavailable(params, "open its database", exc) from None
-    if old is not None:
-        _placed.add((database, new))  # checked once per process, then trusted
+    _placed.add((database, new))  # checked once per process, then trusted
     if changed:
-        log.warning(
-            "the MLflow store moved from %s to %s: rebased %d paths", before, after, changed
-        )
+        log.warning("MLflow store moved from %s to %s: %d paths rebased", before, after, changed)
     return changed
 
 
