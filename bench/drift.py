@@ -1,4 +1,4 @@
-"""Benchmark: the drift step (powerops.drift) against a per-column scipy.stats KS test.
+"""Benchmark: the drift step (powerops.model.drift) against a per-column scipy.stats KS test.
 
 1M reference rows and 1M current rows of 20 synthetic columns (numpy default_rng, fixed seed),
 mixing normal, skewed (lognormal, gamma, exponential, Weibull), heavy-tailed, uniform, bimodal
@@ -38,8 +38,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from powerops.config import load_params
-from powerops.drift import DriftScore, build_profile, compare
+from powerops.core.config import load_params
+from powerops.model.drift import DriftScore, build_profile, compare
 
 REPO = Path(__file__).resolve().parents[1]
 

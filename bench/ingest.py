@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 STEP = r"""
 import json, resource, sys, time
 from pathlib import Path
-from powerops.config import load_params
+from powerops.core.config import load_params
 step, params_file = sys.argv[1], sys.argv[2]
 params = load_params(params_file)
 started = time.perf_counter()
@@ -34,7 +34,7 @@ elif step == "ingest":
 elif step == "validate":
     from powerops import stages
     import pyarrow.parquet as pq
-    from powerops.datasets import batch_files
+    from powerops.data.datasets import batch_files
     assert len(stages.validate(params)) == 48
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in batch_files(params.raw_dir).values())
 elif step == "publish":
@@ -63,7 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     from tests.conftest import make_workspace
 
-    from powerops.config import load_params
+    from powerops.core.config import load_params
 
     source = load_params(REPO / "params.yaml").source_path()
     best: dict[str, dict[str, float]] = {}

@@ -1,4 +1,4 @@
-"""Benchmark: the Airflow model-operations page (`powerops.opsview`) with 48 months of history.
+"""Benchmark: the Airflow model-operations page (`powerops.ops.opsview`) with 48 months of history.
 
 A temporary workspace holds what four years of the pipeline leave behind: 48 dataset versions
 in the catalog (each with its validation), 2 quarantined batches, 16 trainings' records (one
@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from powerops import monitor_report, monitoring, opsview, registry
-from powerops.catalog import Catalog, DatasetRecord, VersionRecord
-from powerops.config import Params, load_params
+from powerops.core.config import Params, load_params
+from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
+from powerops.model import registry
+from powerops.monitor import monitoring
+from powerops.monitor import report as monitor_report
+from powerops.ops import opsview
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = 48
@@ -88,7 +91,7 @@ def build(params: Params) -> None:
         }
         (folder / "quarantine.json").write_text(json.dumps(record))
     for model in range(1, 17):
-        job = params.resolve(params.paths.training) / f"v{3 * model:04d}-bench"
+        job = params.training_dir / f"v{3 * model:04d}-bench"
         job.mkdir(parents=True)
         metrics = {f"test_{m}": float(rng.uniform(0.3, 0.6)) for m in ("wape", "mae", "rmse")}
         record = {
@@ -182,7 +185,7 @@ def build(params: Params) -> None:
             "drifted": [],
         },
     }
-    latest = monitoring.reports_dir(params) / monitoring.LATEST
+    latest = params.monitor_reports_dir / monitoring.LATEST
     latest.mkdir(parents=True)
     (latest / "report.json").write_text(json.dumps(report))
     plots = monitor_report.figures(report, history, events, params)
@@ -191,7 +194,7 @@ def build(params: Params) -> None:
         f"drift:{k}": {"severity": "warning", "since": "2010-12-01", "summary": "drifted"}
         for k in ("data", "prediction")
     }
-    (monitoring.reports_dir(params) / monitoring.ALERT_STATE_FILE).write_text(json.dumps(alerts))
+    (params.monitor_reports_dir / monitoring.ALERT_STATE_FILE).write_text(json.dumps(alerts))
 
 
 def read_files(params: Params) -> int:

@@ -27,8 +27,8 @@ BIN = Path(sys.executable).parent
 
 IN_PROCESS = r"""
 from powerops import stages, training
-from powerops.config import load_params
-from powerops.months import Month
+from powerops.core.config import load_params
+from powerops.core.months import Month
 params = load_params("params.yaml")
 month = [Month(2007, 12)]
 stages.ingest(params, month)
@@ -58,8 +58,8 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
 def main() -> int:
     from tests.conftest import make_workspace
 
-    from powerops import stages
-    from powerops.config import load_params
+    from powerops.core.config import load_params
+    from powerops.data import stages
 
     source = load_params(REPO / "params.yaml").source_path()
     with tempfile.TemporaryDirectory(prefix="powerops-bench-") as tmp:

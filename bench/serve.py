@@ -108,9 +108,10 @@ def prepare(root: Path) -> Path:
     """The four-month workspace with models v1 and v2 trained (as the serving tests make it)."""
     from tests.conftest import SMALL_SOURCE_END, make_training_workspace
 
-    from powerops import stages, training
-    from powerops.config import load_params
-    from powerops.source import read_source
+    from powerops.core.config import load_params
+    from powerops.data import stages
+    from powerops.data.source import read_source
+    from powerops.model import training
 
     params = load_params(REPO / "params.yaml")
     frame = read_source(params.source_path(), params.source, progress=False)
@@ -276,7 +277,7 @@ def signature_columns(params: Any, version: Any) -> list[str]:
     """The input columns of the logged model's signature."""
     from mlflow.models import get_model_info
 
-    from powerops import registry
+    from powerops.model import registry
 
     registry.client(params)  # sets the tracking URI
     info = get_model_info(f"models:/{params.mlflow.model_name}/{version}")
@@ -322,8 +323,8 @@ def main() -> int:
 
     from tests.e2e.test_serving import request_rows
 
-    from powerops import registry
-    from powerops.config import load_params
+    from powerops.core.config import load_params
+    from powerops.model import registry
 
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore")

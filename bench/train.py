@@ -26,9 +26,10 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     from tests.conftest import make_workspace
 
-    from powerops import forecasting, stages, testset, training
-    from powerops.catalog import Catalog
-    from powerops.config import load_params
+    from powerops.core.config import load_params
+    from powerops.data import stages
+    from powerops.data.catalog import Catalog
+    from powerops.model import forecasting, testset, training
 
     logging.basicConfig(level=logging.WARNING)
     source = load_params(REPO / "params.yaml").source_path()

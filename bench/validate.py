@@ -18,10 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from powerops.config import Params, load_params
-from powerops.months import Month
-from powerops.source import SourceFeed
-from powerops.validation import load_suite_json, run_suite, suite_parameters, with_derived_columns
+from powerops.core.config import Params, load_params
+from powerops.core.months import Month
+from powerops.data.source import SourceFeed
+from powerops.data.validation import (
+    load_suite_json,
+    run_suite,
+    suite_parameters,
+    with_derived_columns,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ from airflow.sdk import Asset, BaseNotifier
 # The repository the DAGs run in: params.yaml, dvc.yaml and the data live there.
 WORKSPACE = Path(os.environ.get("POWEROPS_WORKSPACE", Path(__file__).resolve().parents[1]))
 # Tasks that change the workspace run one at a time: DVC's lock allows one writer, and in the
-# cluster profile the shared state has one head (powerops.shared).
+# cluster profile the shared state has one head (powerops.ops.shared).
 WORKSPACE_POOL = "powerops_workspace"
 # Published by power_ingest, scheduling power_train: one definition, so the two cannot drift.
 DATASET = Asset("powerops://datasets/household_power")
@@ -51,7 +51,7 @@ def replay_months() -> tuple[datetime, datetime]:
 
 def params() -> Any:
     """The workspace's validated params.yaml."""
-    from powerops.config import load_params
+    from powerops.core.config import load_params
 
     return load_params(WORKSPACE / "params.yaml")
 
@@ -59,13 +59,13 @@ def params() -> Any:
 @contextmanager
 def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Iterator[Any]:
     """The validated params for a task's body, which runs inside the workspace lock
-    (powerops.lock). In the cluster profile (`state.shared`) the workspace is first brought to
+    (powerops.ops.lock). In the cluster profile (`state.shared`) the workspace is first brought to
     the shared state, and what the body changed is pushed after it returns; a body that raises
-    pushes nothing, unless the error is in `keep` (powerops.shared.synced)."""
+    pushes nothing, unless the error is in `keep` (powerops.ops.shared.synced)."""
     import socket
 
-    from powerops import shared
-    from powerops.lock import workspace_lock
+    from powerops.ops import shared
+    from powerops.ops.lock import workspace_lock
 
     config = params()
     ti = context["ti"]
@@ -83,7 +83,7 @@ class PowerOpsAlertNotifier(BaseNotifier):
     """Sends a task failure through powerops' one alerting interface (JSONL log + webhook)."""
 
     def notify(self, context: Any) -> None:
-        from powerops import alerts
+        from powerops.core import alerts
 
         ti = context["ti"]
         alerts.emit(

@@ -36,7 +36,7 @@ FIRST_MONTH, AFTER_LAST_MONTH = replay_months()
 
 
 def _month(context: dict[str, Any]) -> Any:
-    from powerops.months import Month
+    from powerops.core.months import Month
 
     start = context["data_interval_start"]
     return Month(start.year, start.month)
@@ -59,7 +59,7 @@ def power_ingest() -> None:
     def ingest(**context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from powerops import stages
+        from powerops.data import stages
 
         month = _month(context)
         with workspace(context) as config:
@@ -77,7 +77,7 @@ def power_ingest() -> None:
     def validate(batch: dict[str, Any], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from powerops import stages
+        from powerops.data import stages
 
         try:
             # A failed batch's verdict and quarantine are state too: they are pushed (cluster
@@ -90,7 +90,7 @@ def power_ingest() -> None:
 
     @task(pool=WORKSPACE_POOL, outlets=[DATASET])
     def publish(batch: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from powerops import stages
+        from powerops.data import stages
 
         with workspace(context) as config:
             versions = stages.publish(config, [_month(context)])

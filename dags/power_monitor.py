@@ -61,11 +61,12 @@ def power_monitor() -> None:
     def monitor(**context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from powerops import monitoring
+        from powerops.core.months import parse_day
+        from powerops.monitor import monitoring
 
         chosen = context["params"].get("date")
         when = context.get("logical_date") or context["dag_run"].run_after
-        today = monitoring.parse_date(chosen) if chosen else when.date()
+        today = parse_day(chosen) if chosen else when.date()
         try:
             with workspace(context) as config:
                 report = monitoring.run(config, today)
@@ -77,7 +78,7 @@ def power_monitor() -> None:
             "date": report["date"],
             "drifted": report["drift"]["drifted"],
             "firing": report["alerts"]["firing"],
-            "report": f"{monitoring.reports_dir(config)}/{report['date']}/report.html",
+            "report": f"{config.monitor_reports_dir}/{report['date']}/report.html",
         }
 
     monitor()

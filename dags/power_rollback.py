@@ -48,7 +48,7 @@ from _powerops import DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, works
 def power_rollback() -> None:
     @task(pool=WORKSPACE_POOL)
     def rollback(**context: Any) -> dict[str, str]:
-        from powerops import registry, testset
+        from powerops.model import registry, testset
 
         chosen = context["params"]
         user = getattr(context["dag_run"], "triggering_user_name", None) or "unknown"

@@ -38,7 +38,8 @@ def power_score() -> None:
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from powerops import registry, scoring
+        from powerops.model import registry
+        from powerops.serve import scoring
 
         with workspace(context) as config:
             if registry.alias_version(config, registry.CHAMPION) is None:

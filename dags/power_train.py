@@ -31,7 +31,7 @@ from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifi
 
 
 def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
-    from powerops.training import Job
+    from powerops.model.training import Job
 
     return [Job.from_ref(ref) for ref in refs]
 
@@ -49,35 +49,35 @@ def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
 def power_train() -> None:
     @task(pool=WORKSPACE_POOL)
     def build_table(**context: Any) -> list[dict[str, Any]]:
-        from powerops import training
+        from powerops.model import training
 
         with workspace(context) as config:
             return training.prepare(config, training.plan(config))
 
     @task(pool=WORKSPACE_POOL)
     def train(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        from powerops import training
+        from powerops.model import training
 
         with workspace(context) as config:
             return training.fit(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
     def evaluate(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        from powerops import training
+        from powerops.model import training
 
         with workspace(context) as config:
             return training.evaluate(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
     def gate(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        from powerops import training
+        from powerops.model import training
 
         with workspace(context) as config:
             return training.decide(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
     def register(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        from powerops import training
+        from powerops.model import training
 
         by = f"airflow:power_train/{context['run_id']}"
         with workspace(context) as config:

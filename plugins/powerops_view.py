@@ -1,4 +1,4 @@
-"""Airflow plugin: the powerops model-operations page (`powerops.opsview`) inside Airflow.
+"""Airflow plugin: the powerops model-operations page (`powerops.ops.opsview`) inside Airflow.
 
 The page is a FastAPI app mounted under the API server at /powerops/ and listed in Airflow's
 navigation ("Model operations"), which shows it inside the UI. It takes Airflow's login: a
@@ -24,8 +24,8 @@ def _app() -> Any:
     from airflow.api_fastapi.core_api.security import requires_access_view
     from fastapi import Depends
 
-    from powerops.config import load_params
-    from powerops.opsview import create_app
+    from powerops.core.config import load_params
+    from powerops.ops.opsview import create_app
 
     params = load_params(WORKSPACE / "params.yaml")
     return create_app(params, [Depends(requires_access_view(AccessView.WEBSITE))])

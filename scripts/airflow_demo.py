@@ -43,7 +43,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "dags"))
     from airflow.dag_processing.dagbag import DagBag
 
-    from powerops.config import load_params
+    from powerops.core.config import load_params
 
     params = load_params(ROOT / "params.yaml")
     bag = DagBag(dag_folder=str(ROOT / "dags"))
@@ -90,9 +90,11 @@ def outcome(run: Any) -> str:
 
 def summary(params: Any, seconds: float) -> None:
     """What the replay left behind, in one screen."""
-    from powerops import alerts, monitoring, registry, scoring, testset
-    from powerops.catalog import Catalog
-    from powerops.quarantine import Quarantine
+    from powerops.core import alerts
+    from powerops.data.catalog import Catalog
+    from powerops.data.quarantine import Quarantine
+    from powerops.model import registry, testset
+    from powerops.monitor import monitoring
 
     record = Catalog(params.catalog_dir).load(params.dataset.name)
     latest = record.latest
@@ -137,10 +139,10 @@ def summary(params: Any, seconds: float) -> None:
         "monitoring alerts raised: "
         + ("; ".join(f"{day}: {', '.join(keys)}" for day, keys in sorted(raised.items())) or "none")
     )
-    forecasts = sorted(scoring.forecasts_dir(params).glob("*/*.parquet"))
+    forecasts = sorted(params.forecasts_dir.glob("*/*.parquet"))
     if forecasts:
         print(f"next-day forecast: {forecasts[-1]}")
-    latest = monitoring.reports_dir(params) / "latest" / "report.html"
+    latest = params.monitor_reports_dir / "latest" / "report.html"
     if latest.is_file():
         print(f"monitoring report (opens from disk): {latest}")
     print(

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from powerops.config import Params, load_params
+from powerops.core.config import Params, load_params
 
 # No usage data leaves the machine from in-process MLflow, Great Expectations or DVC either.
 for _name, _value in (
@@ -95,7 +95,7 @@ def dvc_workspace(root: Path, url: str, keyfile: Path | None = None) -> Path:
 
 def file_hashes(directory: Path) -> dict[str, str]:
     """sha256 of every file under `directory`, by relative path ({} if it does not exist)."""
-    from powerops.storage import sha256_file
+    from powerops.core.storage import sha256_file
 
     if not directory.is_dir():
         return {}
@@ -129,7 +129,7 @@ def wait_for(
 def real_source_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CSV of the real UCI readings from 2006-12-16 through 2007-03-31 (about 152k rows)."""
     params = load_params(REPO / "params.yaml")
-    from powerops.source import read_source
+    from powerops.data.source import read_source
 
     frame = read_source(params.source_path(), params.source, progress=False)
     small = frame[frame["date_time"] < SMALL_SOURCE_END]
@@ -249,8 +249,8 @@ def workspace_state(workspace: Path) -> dict[str, Any]:
     each training's table and decision, the registered model versions, aliases and alias log."""
     import json
 
-    from powerops import registry
-    from powerops.catalog import Catalog
+    from powerops.data.catalog import Catalog
+    from powerops.model import registry
 
     params = load_params(workspace / "params.yaml")
 

@@ -17,8 +17,9 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-from powerops import dvcstore, shared
-from powerops.config import load_params
+from powerops.core.config import load_params
+from powerops.data import dvcstore
+from powerops.ops import shared
 
 # What one writer does in round `n` from its workspace `root`: True if it won.
 Writer = Callable[[Path, int, Barrier], bool]

@@ -1,5 +1,5 @@
 """`python -m powerops` runs the CLI."""
 
-from powerops.cli import main
+from powerops.ops.cli import main
 
 raise SystemExit(main())

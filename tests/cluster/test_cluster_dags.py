@@ -7,7 +7,7 @@ artifacts, and Airflow's api-server, scheduler and dag-processor with two Celery
 
 Every "host" has a workspace of its own: a laptop that publishes the first three months, the
 scheduler's, and one per worker (`--concurrency 1`, the same queue). They share only the
-DVC remote, the MLflow server and Airflow's database: powerops.shared moves the state.
+DVC remote, the MLflow server and Airflow's database: powerops.ops.shared moves the state.
 
 One month goes through power_ingest and then power_train. While it runs, a worker is
 SIGKILLed mid-task (its task is retried on the other worker) and PostgreSQL is restarted.
@@ -32,10 +32,12 @@ from typing import Any
 import psycopg2
 import pytest
 
-from powerops import cluster, registry, shared, stages
-from powerops.catalog import Catalog
-from powerops.config import Params, load_params
-from powerops.months import parse_month
+from powerops.core.config import Params, load_params
+from powerops.core.months import parse_month
+from powerops.data import stages
+from powerops.data.catalog import Catalog
+from powerops.model import registry
+from powerops.ops import cluster, shared
 from tests.conftest import REPO, make_training_workspace, set_params, use_remote, wait_for
 
 WORKERS = ("w1", "w2")
@@ -182,7 +184,7 @@ def stack(real_source_csv: Path) -> Iterator[Cluster]:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "powerops.cluster.worker_hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "powerops.ops.cluster.worker_hostname",
             # A task whose worker died is failed (and retried) after 10 s without a heartbeat.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "10",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",

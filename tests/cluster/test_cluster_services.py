@@ -31,10 +31,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from powerops import cluster, dvcstore, registry, shared, stages, training
-from powerops.catalog import Catalog
-from powerops.config import load_params
-from powerops.reference import load_model_version
+from powerops.core.config import load_params
+from powerops.data import dvcstore, stages
+from powerops.data.catalog import Catalog
+from powerops.model import registry, training
+from powerops.model.reference import load_model_version
+from powerops.ops import cluster, shared
 from tests import race
 from tests.conftest import (
     REPO,

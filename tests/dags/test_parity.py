@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from powerops import registry, testset
-from powerops.catalog import Catalog
-from powerops.config import load_params
+from powerops.core.config import load_params
+from powerops.data.catalog import Catalog
+from powerops.model import registry, testset
 from tests.conftest import make_training_workspace, run, workspace_state
 
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from powerops import monitoring, registry, stack
-from powerops.config import Params, load_params
+from powerops.core.config import Params, load_params
+from powerops.model import registry
+from powerops.ops import stack
 from tests.conftest import REPO, wait_for, workspace_state
 
 # Where the browser test keeps its screenshots (kept after the run; .run/ is not committed).
@@ -305,7 +306,7 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
             for run in api.runs("power_monitor")
         ]
         assert "success" in monitored, monitored
-        latest = monitoring.reports_dir(params) / "latest" / "report.json"
+        latest = params.monitor_reports_dir / "latest" / "report.json"
         assert json.loads(latest.read_text())["champion"]["version"] in ("1", "2")
 
         # The model-operations view (plugins/powerops_view.py) takes Airflow's login.

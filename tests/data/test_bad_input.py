@@ -20,14 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from powerops import stages
-from powerops.alerts import read_log
-from powerops.catalog import Catalog
-from powerops.config import Params, load_params
-from powerops.datasets import batch_path, content_hash, manifest
-from powerops.months import Month
-from powerops.quarantine import Quarantine, load_verdict
-from powerops.storage import parquet_bytes, sha256_file
+from powerops.core.alerts import read_log
+from powerops.core.config import Params, load_params
+from powerops.core.months import Month
+from powerops.core.storage import parquet_bytes, sha256_file
+from powerops.data import stages
+from powerops.data.catalog import Catalog
+from powerops.data.datasets import batch_path, content_hash, manifest
+from powerops.data.quarantine import Quarantine, load_verdict
 from tests.conftest import make_workspace
 
 MONTH = Month(2007, 3)

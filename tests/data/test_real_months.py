@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime
 
-from powerops.config import load_params
-from powerops.source import SourceFeed
-from powerops.validation import validate_frame
+from powerops.core.config import load_params
+from powerops.data.source import SourceFeed
+from powerops.data.validation import validate_frame
 from tests.conftest import REPO
 
 

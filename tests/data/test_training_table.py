@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from powerops.config import Params, load_params
-from powerops.source import read_source
-from powerops.table import TABLE_COLUMNS, modelling_table
-from powerops.validation import validate_table
+from powerops.core.config import Params, load_params
+from powerops.data.source import read_source
+from powerops.data.table import TABLE_COLUMNS, modelling_table
+from powerops.data.validation import validate_table
 from tests.conftest import REPO
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from powerops.catalog import Catalog
-from powerops.config import load_params
-from powerops.datasets import content_hash, manifest
+from powerops.core.config import load_params
+from powerops.data.catalog import Catalog
+from powerops.data.datasets import content_hash, manifest
 from tests.conftest import make_workspace, run
 
 

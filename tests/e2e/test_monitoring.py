@@ -11,8 +11,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from powerops import alerts, monitoring, registry, stages, testset, training
-from powerops.config import load_params
+from powerops.core import alerts
+from powerops.core.config import load_params
+from powerops.data import stages
+from powerops.model import registry, testset, training
+from powerops.monitor import monitoring
 from tests.conftest import REPO, make_workspace, set_params
 
 BURN = "slo:forecast_accuracy:fast_burn"
@@ -74,7 +77,7 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     assert [e["status"] for e in log if e["key"] == BURN] == ["firing", "resolved"]
 
     # The reports: JSON and a self-contained HTML page per date, the latest at a fixed path.
-    folder = monitoring.reports_dir(params)
+    folder = params.monitor_reports_dir
     page = (folder / "2007-04-01" / "report.html").read_text()
     assert page.count("<svg") >= 4 and "<script" not in page and 'src="http' not in page
     assert (folder / "latest" / "report.html").read_text() == page

@@ -26,8 +26,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from powerops import monitoring, predictionlog, registry, scoring, stages, testset, training
-from powerops.config import Params, load_params
+from powerops.core.config import Params, load_params
+from powerops.data import stages
+from powerops.model import registry, testset, training
+from powerops.monitor import monitoring
+from powerops.serve import predictionlog, scoring
 from tests.conftest import set_params
 
 
@@ -68,7 +71,7 @@ def test_predict_bad_input_metrics_and_prediction_log(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from powerops import serving
+    from powerops.serve import serving
 
     params = served_workspace
     champion = registry.alias_version(params, registry.CHAMPION)
@@ -265,7 +268,7 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
     assert last_old - rolled_back < params.serve.poll_seconds + 1.5
     assert {v for t, _, v in seen if t > last_old} == {"1"}
     # The two worker processes (serve.workers) both answered; /metrics adds up their counts.
-    parts = list(predictionlog.directory(params).glob("*/part-*.parquet"))
+    parts = list(params.predictions_dir.glob("*/part-*.parquet"))
     assert len({path.name.split("-")[2] for path in parts}) == params.serve.workers == 2
     assert f'powerops_requests_total{{status="200"}} {float(len(seen))}' in metrics, metrics
     name = params.mlflow.model_name

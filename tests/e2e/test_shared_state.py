@@ -1,4 +1,4 @@
-"""The cluster profile's shared state (powerops.shared) between two workspaces that share only
+"""The cluster profile's shared state (powerops.ops.shared) between two workspaces that share only
 a DVC remote (a directory here; the SFTP server in tests/cluster), as two hosts would."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from powerops import dvcstore, shared, stages
-from powerops.catalog import Catalog
-from powerops.config import Params, load_params
-from powerops.months import parse_month
+from powerops.core.config import Params, load_params
+from powerops.core.months import parse_month
+from powerops.data import dvcstore, stages
+from powerops.data.catalog import Catalog
+from powerops.ops import shared
 from tests import race
 from tests.conftest import (
     VENV_BIN,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from powerops import registry, testset
-from powerops.config import load_params
+from powerops.core.config import load_params
+from powerops.model import registry, testset
 from tests.conftest import run, set_params
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from powerops import registry, stages, training
-from powerops.config import load_params
+from powerops.core.config import load_params
+from powerops.data import stages
+from powerops.model import registry, training
 from tests.conftest import set_params, workspace_state
 
 

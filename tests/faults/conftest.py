@@ -1,7 +1,7 @@
 """Workspaces for fault injection: built once per session, copied for every crash.
 
 A copy is a whole workspace (its DVC cache and remote, its MLflow store), which works on its
-own files wherever it lies (powerops.mlflowstore.rebase), so each crash starts from the same
+own files wherever it lies (powerops.model.mlflowstore.rebase), so each crash starts from the same
 state in milliseconds instead of a fresh pipeline run.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from powerops import registry
-from powerops.catalog import Catalog
-from powerops.config import Params, load_params
-from powerops.faults import CRASH_ENV
+from powerops.core.config import Params, load_params
+from powerops.core.faults import CRASH_ENV
+from powerops.data.catalog import Catalog
+from powerops.model import registry
 from tests.conftest import (
     file_hashes,
     make_training_workspace,
@@ -36,7 +36,7 @@ def powerops(workspace: Path, *args: str, **kwargs: Any) -> subprocess.Completed
 
 
 def crash(workspace: Path, point: str, *args: str) -> None:
-    """Run a command that SIGKILLs itself at the crash point `point` (powerops.faults)."""
+    """Run a command that SIGKILLs itself at the crash point `point` (powerops.core.faults)."""
     killed = powerops(workspace, *args, env={CRASH_ENV: point}, check=False)
     assert killed.returncode == -9, (
         f"{point}: `powerops {' '.join(args)}` never reached the crash point "

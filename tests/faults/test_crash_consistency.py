@@ -1,5 +1,5 @@
 """Crash consistency, proven by fault injection: a command SIGKILLed at a named crash point
-(powerops.faults), then run once more, leaves exactly the state an uninterrupted run leaves.
+(powerops.core.faults), then run once more, leaves exactly the state an uninterrupted run leaves.
 And two writers at once end as one writer after the other would."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from powerops import stages, training
-from powerops.catalog import Catalog
-from powerops.datasets import content_hash, manifest
-from powerops.faults import STALL_ENV
+from powerops.core.faults import STALL_ENV
+from powerops.data import stages
+from powerops.data.catalog import Catalog
+from powerops.data.datasets import content_hash, manifest
+from powerops.model import training
 from tests.conftest import VENV_BIN
 from tests.faults.conftest import (
     ACTOR,

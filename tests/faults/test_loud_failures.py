@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from powerops import monitoring, registry, scoring
-from powerops.monitoring import NoChampionError
+from powerops.data.datasets import day_after_latest
+from powerops.model import registry
+from powerops.monitor import monitoring
+from powerops.monitor.monitoring import NoChampionError
+from powerops.serve import scoring
 from tests.conftest import VENV_BIN, set_params, wait_for
 from tests.faults.conftest import copy, params_of, powerops, registry_state
 
@@ -55,7 +58,7 @@ def test_unreachable_mlflow_fails_every_command_and_promotes_nothing(
     with pytest.raises(registry.RegistryUnavailableError):
         monitoring.load_champion(params)
     with pytest.raises(registry.RegistryUnavailableError):
-        scoring.score(params, monitoring.default_date(params))
+        scoring.score(params, day_after_latest(params))
     set_params(workspace, mlflow={"tracking_uri": None})
     assert registry_state(workspace) == before
 
@@ -122,8 +125,8 @@ def test_a_second_writer_waits_then_names_the_holder_and_readers_never_wait(
     set_params(workspace, state={"lock_wait_seconds": 1})
     hold = (
         "import sys, time\n"
-        "from powerops.config import load_params\n"
-        "from powerops.lock import workspace_lock\n"
+        "from powerops.core.config import load_params\n"
+        "from powerops.ops.lock import workspace_lock\n"
         "with workspace_lock(load_params('params.yaml'), 'powerops publish (the holder)'):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(120)\n"

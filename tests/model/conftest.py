@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from powerops import forecasting, testset
-from powerops.config import Params, load_params
-from powerops.source import read_source
-from powerops.table import modelling_table
+from powerops.core.config import Params, load_params
+from powerops.data.source import read_source
+from powerops.data.table import modelling_table
+from powerops.model import forecasting, testset
 from tests.conftest import REPO
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from powerops import forecasting
-from powerops.features import forecast_origin
+from powerops.model import forecasting
+from powerops.model.features import forecast_origin
 from tests.model.conftest import Trained
 
 
@@ -72,7 +72,7 @@ def test_model_beats_seasonal_naive_on_the_pinned_test_set(trained: Trained) -> 
 
 
 def test_training_rows_never_touch_the_test_weeks(trained: Trained) -> None:
-    from powerops import testset
+    from powerops.model import testset
 
     manifest = testset.load_manifest(trained.params)
     assert manifest is not None

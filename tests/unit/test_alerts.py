@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from powerops.alerts import Alert, emit, read_log
-from powerops.config import Params, load_params
+from powerops.core.alerts import Alert, emit, read_log
+from powerops.core.config import Params, load_params
 from tests.conftest import REPO
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from powerops.catalog import Catalog, CatalogError, ColumnSchema, DatasetRecord, parse_ref
+from powerops.data.catalog import Catalog, CatalogError, ColumnSchema, DatasetRecord, parse_ref
 
 
 def record(name: str, description: str, tags: list[str], columns: list[str]) -> DatasetRecord:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import yaml
 
-from powerops.config import ConfigError, load_params, parse_params
+from powerops.core.config import ConfigError, load_params, parse_params
 from tests.conftest import make_workspace, run, set_params
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import wasserstein_distance
 
-from powerops import drift
+from powerops.model import drift
 
 RNG = np.random.default_rng(7)
 REFERENCE = RNG.gamma(2.0, 0.5, 200_000)

@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import FeatureUnion, Pipeline
 from threadpoolctl import threadpool_limits
 
-from powerops.features import (
+from powerops.model.features import (
     CalendarFeatures,
     OriginLagFeatures,
     easter_sunday,

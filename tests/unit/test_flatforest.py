@@ -8,7 +8,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
-from powerops.flatforest import compile_forest
+from powerops.serve.flatforest import compile_forest
 
 
 def data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from powerops.catalog import BatchRef, DatasetRecord, VersionRecord
-from powerops.config import load_params
-from powerops.forecasting import Evaluation
-from powerops.training import config_hash, due_versions, gate
+from powerops.core.config import load_params
+from powerops.data.catalog import BatchRef, DatasetRecord, VersionRecord
+from powerops.model.forecasting import Evaluation
+from powerops.model.training import config_hash, due_versions, gate
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
@@ -76,7 +76,7 @@ def test_training_caps_openmp_threads_at_the_configured_number() -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor  # loads OpenMP
     from threadpoolctl import threadpool_info
 
-    from powerops.training import compute_threads
+    from powerops.model.forecasting import compute_threads
 
     assert HistGradientBoostingRegressor is not None
     two = PARAMS.model_copy(update={"train": PARAMS.train.model_copy(update={"threads": 2})})

@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from powerops import stages
-from powerops.alerts import read_log
-from powerops.catalog import Catalog
-from powerops.config import Params, load_params
-from powerops.datasets import batch_files, content_hash, manifest
-from powerops.months import Month
-from powerops.source import SourceError
-from powerops.storage import sha256_file
+from powerops.core.alerts import read_log
+from powerops.core.config import Params, load_params
+from powerops.core.months import Month
+from powerops.core.storage import sha256_file
+from powerops.data import stages
+from powerops.data.catalog import Catalog
+from powerops.data.datasets import batch_files, content_hash, manifest
+from powerops.data.source import SourceError
 from tests.conftest import make_workspace, run
 
 Frame = Callable[[str, str], pd.DataFrame]

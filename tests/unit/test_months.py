@@ -2,7 +2,7 @@ from datetime import datetime
 
 import pytest
 
-from powerops.months import Month, MonthError, parse_month
+from powerops.core.months import Month, MonthError, parse_month
 
 
 def test_parse_and_print_round_trip() -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi import Request
 
-from powerops import monitoring, opsview, registry
-from powerops.config import Params, load_params
+from powerops.core.config import Params, load_params
+from powerops.model import registry
+from powerops.monitor import monitoring
+from powerops.ops import opsview
 from tests.conftest import REPO
 
 
@@ -42,7 +44,7 @@ def test_an_empty_workspace_says_what_is_missing(params: Params) -> None:
 
 
 def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: Params) -> None:
-    latest = monitoring.reports_dir(params) / monitoring.LATEST
+    latest = params.monitor_reports_dir / monitoring.LATEST
     latest.mkdir(parents=True)
     report = {
         "date": "2008-09-01",
@@ -65,7 +67,7 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
     plot = "<svg id=live-plot></svg>"
     (latest / monitoring.FIGURES_FILE).write_text(json.dumps({"live_error": plot}))
     alert = {"severity": "critical", "since": "2008-09-01", "summary": "budget burning"}
-    state = monitoring.reports_dir(params) / monitoring.ALERT_STATE_FILE
+    state = params.monitor_reports_dir / monitoring.ALERT_STATE_FILE
     state.write_text(json.dumps({"slo:forecast_accuracy:fast_burn": alert}))
     for move in (
         registry.AliasMove("t1", "m", "champion", None, "1", "gate passed", "airflow"),
@@ -75,7 +77,7 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
         registry._append_audit(params, move)
 
     for version, wape in (("1", 0.49), ("2", 0.44)):
-        job = params.resolve(params.paths.training) / f"v000{int(version) + 2}-abc"
+        job = params.training_dir / f"v000{int(version) + 2}-abc"
         job.mkdir(parents=True)
         record = {
             "prepare": {"data_version": str(int(version) + 2), "test_set_hash": "f" * 64},

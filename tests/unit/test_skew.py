@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from powerops import forecasting, predictionlog, skew
-from powerops.config import Params, load_params
+from powerops.core.config import Params, load_params
+from powerops.model import forecasting, skew
+from powerops.serve import predictionlog
 from tests.conftest import REPO
 
 SIGNATURE = {"timestamp": "datetime64[us]", "load_kw": "float64", "coverage": "float64"}

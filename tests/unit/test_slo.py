@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from powerops.config import Params, load_params
-from powerops.monitoring import evaluate_slos
+from powerops.core.config import Params, load_params
+from powerops.monitor.monitoring import evaluate_slos
 from tests.conftest import REPO
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from powerops.config import SourceConfig
-from powerops.months import Month, MonthError
-from powerops.source import SourceError, SourceFeed, read_source, slice_month
+from powerops.core.config import SourceConfig
+from powerops.core.months import Month, MonthError
+from powerops.data.source import SourceError, SourceFeed, read_source, slice_month
 
 COLUMNS = (
     "Global_active_power",

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
-from powerops.cli import build_parser
+from powerops.ops.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 PACKAGE = "powerops"
-CLI = f"{PACKAGE}.cli"
+CLI = f"{PACKAGE}.ops.cli"
 DVC_YAML: dict[str, Any] = yaml.safe_load((REPO / "dvc.yaml").read_text())
 STAGES: dict[str, dict[str, Any]] = DVC_YAML["stages"]
 
@@ -222,9 +222,11 @@ def test_stage_deps_exist(stage: str) -> None:
 def test_derivation_follows_lazy_and_transitive_imports_only(tmp_path: Path) -> None:
     package = tmp_path / PACKAGE
     (package / "sub").mkdir(parents=True)
+    (package / "ops").mkdir()
     files = {
         "__init__.py": "",
-        "cli.py": (
+        "ops/__init__.py": "",
+        "ops/cli.py": (
             f"from {PACKAGE}.config import load\n"
             "def _errors():\n"
             f"    from {PACKAGE} import only_on_failure\n"
@@ -265,5 +267,15 @@ def test_derivation_follows_lazy_and_transitive_imports_only(tmp_path: Path) -> 
 
     assert modules == {
         f"{PACKAGE}{suffix}"
-        for suffix in ("", ".cli", ".config", ".sub", ".sub.lock", ".a", ".helper", ".deep")
+        for suffix in (
+            "",
+            ".ops",
+            ".ops.cli",
+            ".config",
+            ".sub",
+            ".sub.lock",
+            ".a",
+            ".helper",
+            ".deep",
+        )
     }

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from powerops.datasets import batch_files
-from powerops.storage import atomic_path, atomic_write_text, sha256_file
+from powerops.core.storage import atomic_path, atomic_write_text, sha256_file
+from powerops.data.datasets import batch_files
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_exception_mid_write_keeps_previous_file_and_leaves_no_temp(tmp_path: Pa
 CRASHING_WRITER = """
 import os, sys
 from pathlib import Path
-from powerops.storage import atomic_path
+from powerops.core.storage import atomic_path
 target = Path(sys.argv[1])
 with atomic_path(target) as tmp:
     with open(tmp, "wb") as handle:

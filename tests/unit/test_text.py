@@ -1,4 +1,4 @@
-from powerops.text import looks_binary, printable
+from powerops.core.text import looks_binary, printable
 
 
 def test_printable_keeps_text_and_escapes_what_a_terminal_would_act_on() -> None:

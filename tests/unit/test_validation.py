@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from powerops.config import DERIVED_FUNCTIONS, expression_problem, load_params
-from powerops.months import Month
-from powerops.validation import (
+from powerops.core.config import DERIVED_FUNCTIONS, expression_problem, load_params
+from powerops.core.months import Month
+from powerops.data.validation import (
     BatchReadError,
     read_batch,
     validate_frame,

@@ -1,0 +1,516 @@
+"""Typed, validated configuration loaded from `params.yaml`, the one source of settings.
+
+`load_params` returns a `Params` object; every path in it is resolved against the directory
+that holds the params file, so the same file works from the CLI, `dvc repro` and Airflow.
+A bad value raises `ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from powerops.core.months import Month, parse_month
+
+DEFAULT_PARAMS_FILE = "params.yaml"
+
+
+class ConfigError(ValueError):
+    """A setting in params.yaml (or an override of it) is missing or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnDoc(_Strict):
+    """Documentation of one column of a dataset, recorded in the catalog."""
+
+    name: str
+    unit: str = ""
+    description: str = ""
+
+
+class SourceConfig(_Strict):
+    """Where the raw feed comes from and what it must contain."""
+
+    # A file path (absolute, or relative to the params file). When null, `package` and
+    # `package_file` locate a file shipped inside an installed Python package.
+    path: str | None = None
+    package: str | None = "EnergyData"
+    package_file: str | None = "data/householdpower.csv"
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    timestamp_column: str = "date_time"
+    # strptime format of the timestamp column in a CSV; null reads ISO 8601 (fastest).
+    timestamp_format: str | None = None
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    # Value columns every batch must carry, in this order (the timestamp column comes first).
+    columns: tuple[str, ...] = Field(min_length=1)
+    frequency: str = "1min"
+    na_values: tuple[str, ...] = ("?", "")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if self.path is None and not (self.package and self.package_file):
+            raise ValueError("set either `path` or both `package` and `package_file`")
+        if self.timestamp_column in self.columns:
+            raise ValueError(
+                f"`columns` must not repeat the timestamp column {self.timestamp_column!r}"
+            )
+        return self
+
+
+class DatasetConfig(_Strict):
+    """Catalog documentation of the dataset built from accepted batches."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    owner: str
+    tags: tuple[str, ...] = ()
+    license: str = ""
+    source_description: str = ""
+    columns: tuple[ColumnDoc, ...] = ()
+
+
+class IngestConfig(_Strict):
+    """Which months `dvc repro` ingests: every month from `start` through `through`."""
+
+    start: str
+    through: str
+
+    @field_validator("start", "through")
+    @classmethod
+    def _is_month(cls, value: str) -> str:
+        parse_month(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IngestConfig:
+        if parse_month(self.start) > parse_month(self.through):
+            raise ValueError(f"start {self.start} is after through {self.through}")
+        return self
+
+    @property
+    def months(self) -> list[Month]:
+        return parse_month(self.start).range_to(parse_month(self.through))
+
+
+# The functions pandas `eval` evaluates, with the number of arguments each takes.
+DERIVED_FUNCTIONS: dict[str, int] = {
+    **dict.fromkeys(("abs", "sqrt", "exp", "log", "log10", "log1p", "expm1", "floor", "ceil"), 1),
+    **dict.fromkeys(("sin", "cos", "tan", "arcsin", "arccos", "arctan"), 1),
+    **dict.fromkeys(("sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh"), 1),
+    "arctan2": 2,
+}
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+
+
+def expression_problem(expression: str, columns: Collection[str]) -> str | None:
+    """Why a derived-column expression is not arithmetic over `columns`, or None if it is."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        return f"not a valid expression ({exc.msg}): {expression!r}"
+    return _node_problem(tree.body, columns)
+
+
+def expression_columns(expression: str) -> set[str]:
+    """The column names a derived-column expression reads (function names excluded)."""
+    tree = ast.parse(expression.strip(), mode="eval")
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    return {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called
+    }
+
+
+def _node_problem(node: ast.expr, columns: Collection[str]) -> str | None:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return None
+    if isinstance(node, ast.Name):
+        if node.id in columns:
+            return None
+        return f"unknown column `{node.id}` (columns: {', '.join(columns)})"
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        return _node_problem(node.operand, columns)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
+        return _node_problem(node.left, columns) or _node_problem(node.right, columns)
+    if isinstance(node, ast.Call):
+        return _call_problem(node, columns)
+    return (
+        f"`{ast.unparse(node)}` is not allowed: use numbers, source.columns, + - * / // % ** "
+        "and the functions " + ", ".join(DERIVED_FUNCTIONS)
+    )
+
+
+def _call_problem(node: ast.Call, columns: Collection[str]) -> str | None:
+    name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+    if name not in DERIVED_FUNCTIONS:
+        return f"unknown function `{name}` (functions: {', '.join(DERIVED_FUNCTIONS)})"
+    arity = DERIVED_FUNCTIONS[name]
+    if node.keywords or len(node.args) != arity:
+        return f"`{name}` takes {arity} argument(s): `{ast.unparse(node)}`"
+    problems = (_node_problem(arg, columns) for arg in node.args)
+    return next((problem for problem in problems if problem), None)
+
+
+class _KeyProblems(ValueError):
+    """Problems a cross-field check found, each under the full key it belongs to."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {problem}" for key, problem in problems))
+
+
+class ValidationConfig(_Strict):
+    """The Great Expectations gate every batch passes before it enters a dataset version."""
+
+    expectations_dir: str = "expectations"
+    raw_suite: str = "raw_batch"
+    # Share of the minutes a month should hold (inside the collection period) that must be present.
+    min_completeness: float = Field(default=0.99, ge=0, le=1)
+    # The feed's collection period: months at its edges are measured against their covered part.
+    collection_start: datetime | None = None
+    collection_end: datetime | None = None
+    # Columns computed before validation, named derived__<key>: arithmetic over source.columns
+    # and DERIVED_FUNCTIONS, evaluated by pandas; checked against source.columns by `Params`.
+    derived_columns: dict[str, str] = {}
+    # Where Great Expectations writes Data Docs; null switches them off.
+    data_docs: str | None = "reports/data_docs"
+
+
+class TableConfig(_Strict):
+    """The modelling table built from an accepted dataset version."""
+
+    target_column: str = "Global_active_power"
+    frequency: str = "1h"
+    suite: str = "training_table"
+
+
+class ForecastConfig(_Strict):
+    """The forecasting task: `horizon` periods of `table.frequency` from each origin."""
+
+    horizon: int = Field(default=24, ge=1)
+    lags: tuple[int, ...] = Field(default=(24, 48, 168), min_length=1)
+    windows: tuple[int, ...] = Field(default=(24, 168), min_length=1)
+    holidays: bool = True
+
+    @property
+    def lookback(self) -> int:
+        """Periods of history before an origin that features may read."""
+        return max(*self.lags, *self.windows)
+
+
+class PinnedTestSetConfig(_Strict):
+    """The pinned test set: one week per calendar month of the first year of data."""
+
+    months: int = Field(default=12, ge=1)
+    # The week that starts on this Monday of each month (2 = the second Monday).
+    monday: int = Field(default=2, ge=1, le=4)
+
+
+class TrainConfig(_Strict):
+    """The estimator and when to train."""
+
+    estimator: str = "sklearn.ensemble.HistGradientBoostingRegressor"
+    estimator_params: dict[str, Any] = {}
+    # Train on dataset versions first_version, first_version + every, ... and always the latest.
+    first_version: int = Field(default=13, ge=1)
+    every: int = Field(default=3, ge=1)
+    backtest_months: int = Field(default=2, ge=1)
+    # OpenMP/BLAS threads per training (see powerops.model.forecasting.compute_threads).
+    threads: int = Field(default=1, ge=1)
+
+
+class GateConfig(_Strict):
+    """Promotion rules: the error budget and the margins a challenger must clear."""
+
+    metric: Literal["wape", "mae", "rmse"] = "wape"
+    min_improvement_vs_seasonal_naive: float = Field(default=0.05, ge=0, lt=1)
+    min_improvement_vs_champion: float = Field(default=0.0, ge=0, lt=1)
+    max_wape: float = Field(default=0.50, gt=0)
+
+
+class MlflowConfig(_Strict):
+    """Where runs and the model registry live; null means SQLite in the workspace."""
+
+    tracking_uri: str | None = None
+    experiment: str = "household_power_forecast"
+    model_name: str = "household_power_forecaster"
+
+
+class StateConfig(_Strict):
+    """Where the workspace's state lives between Airflow tasks (powerops.ops.shared)."""
+
+    # false (the embedded profile): every task runs in this one workspace.
+    # true (the cluster profile): workers on other hosts; each task pulls the shared state from
+    # the default DVC remote first and pushes what it changed after.
+    shared: bool = False
+    # One writer at a time changes a workspace (powerops.ops.lock): how long a second writer waits
+    # for the first before it gives up and names the holder.
+    lock_wait_seconds: float = Field(default=300.0, ge=0)
+
+
+class StackConfig(_Strict):
+    """`make up`: the embedded Airflow and MLflow UIs on 127.0.0.1."""
+
+    airflow_port: int = Field(default=8080, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    parallelism: int = Field(default=4, ge=1, le=32)
+
+
+class AlertsConfig(_Strict):
+    """The one alerting interface: a JSONL log, plus an optional webhook."""
+
+    log: str = "reports/alerts.jsonl"
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://")
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class DriftConfig(_Strict):
+    """When a column counts as drifted: both effect sizes at or above their thresholds."""
+
+    psi: float = Field(default=0.2, gt=0)  # population stability index over deciles
+    wasserstein: float = Field(default=0.4, gt=0)  # earth mover's distance / reference std
+    # Calendar months on each side of the window's months that form its seasonal reference.
+    season_spread: int = Field(default=1, ge=0, le=6)
+    # The history features all derive from the load and move together when it really
+    # changes; one alone (a weekly peak) moves from year to year. `drift:data` fires when the
+    # load drifted or at least this share of the features did.
+    feature_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class BurnRule(_Strict):
+    """A multi-window burn-rate rule: fires when both windows burn budget this fast."""
+
+    name: str
+    long_days: int = Field(ge=1)
+    short_days: int = Field(ge=1)
+    burn_rate: float = Field(gt=0)
+    severity: Literal["critical", "warning"] = "warning"
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnRule:
+        if self.short_days >= self.long_days:
+            raise ValueError(f"short_days {self.short_days} must be below long_days")
+        return self
+
+
+class SloConfig(_Strict):
+    """One service level objective: the share of good events over `window_days`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    indicator: Literal["live_wape", "outlier_rate", "schema_skew", "freshness", "latency"]
+    objective: float = Field(gt=0, lt=1)  # e.g. 0.9: 90% of events must be good
+    # What makes one event good: the largest daily WAPE (live_wape), data age in days
+    # (freshness), latency in ms (latency). Outlier and schema-skew events are good or bad.
+    threshold: float | None = Field(default=None, gt=0)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _threshold_when_needed(self) -> SloConfig:
+        needs = self.indicator in ("live_wape", "freshness", "latency")
+        if needs and self.threshold is None:
+            raise ValueError(f"indicator {self.indicator} needs a threshold")
+        return self
+
+
+class MonitorConfig(_Strict):
+    """`powerops monitor`: drift, outliers, skew, live error, SLOs and the error budget."""
+
+    window_days: int = Field(default=30, ge=1)
+    drift: DriftConfig = DriftConfig()
+    # Outlier detector (IsolationForest) fitted at training time on the model's history
+    # features; this share of training rows scores as outliers.
+    outlier_contamination: float = Field(default=0.01, gt=0, lt=0.5)
+    feature_skew_tolerance: float = Field(default=1e-6, ge=0)
+    slo_window_days: int = Field(default=30, ge=1)
+    slos: tuple[SloConfig, ...] = ()
+    burn_rules: tuple[BurnRule, ...] = ()
+    cost_per_kwh: float = Field(default=0.25, ge=0)
+    currency: str = "EUR"
+
+
+class ServeConfig(_Strict):
+    """`powerops serve`: the champion behind HTTP, on loopback unless told otherwise."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    poll_seconds: float = Field(default=5.0, gt=0)  # how often the champion alias is checked
+    max_rows: int = Field(default=2000, ge=1)  # rows per request, history included
+    max_bytes: int = Field(default=1_000_000, ge=1024)  # request body size
+    api_key_env: str = "POWEROPS_API_KEY"  # if this variable is set, /predict requires it
+    log_flush_seconds: float = Field(default=1.0, gt=0)  # prediction log buffer
+    workers: int = Field(default=2, ge=1)  # processes: one per core
+
+
+class PathsConfig(_Strict):
+    """Workspace layout, relative to the params file."""
+
+    raw: str = "data/raw"
+    validation: str = "data/validation"
+    quarantine: str = "data/quarantine"
+    dataset: str = "data/dataset"
+    test_set: str = "data/test_set"
+    training: str = "data/training"
+    predictions: str = "data/predictions"
+    forecasts: str = "data/forecasts"
+    monitor_reports: str = "reports/monitor"
+    catalog: str = "catalog"
+    registry: str = "registry"
+    mlflow: str = "mlflow"
+
+
+class Params(_Strict):
+    """Everything params.yaml configures."""
+
+    source: SourceConfig
+    dataset: DatasetConfig
+    ingest: IngestConfig
+    validation: ValidationConfig = ValidationConfig()
+    table: TableConfig = TableConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    test_set: PinnedTestSetConfig = PinnedTestSetConfig()
+    train: TrainConfig = TrainConfig()
+    gate: GateConfig = GateConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    state: StateConfig = StateConfig()
+    stack: StackConfig = StackConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    serve: ServeConfig = ServeConfig()
+    paths: PathsConfig = PathsConfig()
+    # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
+    root: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _derived_columns_evaluate(self) -> Params:
+        # A typo here once filled the column with NaN, which range checks skip: checks off.
+        problems = [
+            (f"validation.derived_columns.{name}", problem)
+            for name, expression in self.validation.derived_columns.items()
+            if (problem := expression_problem(expression, self.source.columns))
+        ]
+        if problems:
+            raise _KeyProblems(problems)
+        return self
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.resolve(self.paths.raw)
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.resolve(self.paths.dataset)
+
+    @property
+    def validation_dir(self) -> Path:
+        return self.resolve(self.paths.validation)
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.resolve(self.paths.quarantine)
+
+    @property
+    def test_set_dir(self) -> Path:
+        return self.resolve(self.paths.test_set)
+
+    @property
+    def training_dir(self) -> Path:
+        return self.resolve(self.paths.training)
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.resolve(self.paths.registry)
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI: configured, or SQLite in the workspace's mlflow/ folder."""
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{self.resolve(self.paths.mlflow) / 'mlflow.db'}"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.resolve(self.paths.catalog)
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.resolve(self.paths.predictions)
+
+    @property
+    def forecasts_dir(self) -> Path:
+        return self.resolve(self.paths.forecasts)
+
+    @property
+    def monitor_reports_dir(self) -> Path:
+        return self.resolve(self.paths.monitor_reports)
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """The embedded MLflow store: SQLite database and artifacts."""
+        return self.resolve(self.paths.mlflow)
+
+    @property
+    def run_dir(self) -> Path:
+        """Runtime state that is no data: the workspace lock, `make up`'s servers and logs."""
+        return self.root / ".run"
+
+    def source_path(self) -> Path:
+        """The source file: `source.path`, or the file shipped inside `source.package`."""
+        if self.source.path is not None:
+            return self.resolve(self.source.path)
+        assert self.source.package and self.source.package_file
+        spec = importlib.util.find_spec(self.source.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                f"source.package: package {self.source.package!r} is not installed "
+                "(run `make demo` or `make test` to create the environment)"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / self.source.package_file
+
+
+def _format_error(error: Mapping[str, Any]) -> str:
+    if isinstance((error.get("ctx") or {}).get("error"), _KeyProblems):
+        return str(error["ctx"]["error"])  # names its keys; the input is all of params.yaml
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling against params.yaml's documented keys)"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def parse_params(data: Mapping[str, Any], root: Path, origin: str = DEFAULT_PARAMS_FILE) -> Params:
+    """Validate a params mapping; raise `ConfigError` listing every bad key."""
+    try:
+        return Params.model_validate({**data, "root": root})
+    except ValidationError as exc:
+        problems = "; ".join(_format_error(e) for e in exc.errors())
+        raise ConfigError(f"{origin}: {problems}") from None
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; relative paths in it resolve against its directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: params file not found (run from the repository root or pass --params)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return parse_params(data, path.resolve().parent, origin=str(path))

@@ -1,0 +1,432 @@
+"""Stage entry points: the functions `dvc.yaml` (through the CLI) and Airflow tasks both call.
+
+Each stage takes the validated `Params` plus plain values, returns small JSON-able results
+(paths, hashes, counts) and is idempotent: running it twice leaves the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from powerops.core import alerts
+from powerops.core.config import Params
+from powerops.core.faults import crash_point
+from powerops.core.months import Month, MonthError, parse_month
+from powerops.core.storage import atomic_path, parquet_bytes, sha256_bytes, sha256_file
+from powerops.data import dvcstore
+from powerops.data.catalog import BatchRef, Catalog, CatalogError, DatasetRecord, VersionRecord
+from powerops.data.datasets import (
+    batch_files,
+    batch_path,
+    content_hash,
+    manifest,
+    months_in,
+    new_record,
+    next_version,
+    schema_of,
+)
+from powerops.data.quarantine import (
+    Quarantine,
+    QuarantineError,
+    Verdict,
+    load_verdict,
+    save_verdict,
+)
+from powerops.data.source import SourceError, SourceFeed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from powerops.data.validation import ValidationReport
+
+log = logging.getLogger(__name__)
+
+
+class BatchConflictError(RuntimeError):
+    """A month already has a raw batch or dataset entry with different content."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    month: str
+    path: str
+    sha256: str
+    rows: int
+    changed: bool
+
+
+def ingest(
+    params: Params, months: list[Month] | None = None, feed: SourceFeed | None = None
+) -> list[IngestResult]:
+    """Write each month of the source as an immutable raw batch in `paths.raw`.
+
+    Re-ingesting a month whose batch exists with the same bytes is a no-op; different bytes
+    for an existing month are refused, because raw batches are immutable. A source file that
+    cannot be used emits a critical alert, then raises `SourceError`.
+    """
+    months = months if months is not None else params.ingest.months
+    feed = feed or SourceFeed(params.source_path(), params.source)
+    results = []
+    for month in months:
+        try:
+            frame = feed.month(month)
+        except SourceError as exc:
+            _source_alert(params, feed, months, exc)
+            raise
+        if frame.empty:
+            raise MonthError(f"month {month}: the source has no rows for it")
+        results.append(write_raw_batch(frame, params.raw_dir, str(month)))
+    return results
+
+
+def _source_alert(
+    params: Params, feed: SourceFeed, months: list[Month], error: SourceError
+) -> None:
+    """Alert that ingest cannot use the source file: from the CLI and DVC, not only Airflow."""
+    alerts.emit(
+        alerts.Alert(
+            # The feed is read whole, so a bad file fails every month: one key per dataset.
+            key=f"ingest/{params.dataset.name}",
+            severity="critical",
+            source="ingest",
+            summary=str(error),
+            details={"source": str(feed.path), "months": [str(month) for month in months]},
+        ),
+        params,
+    )
+
+
+def write_raw_batch(frame: pd.DataFrame, directory: Path, month: str) -> IngestResult:
+    """Write one raw batch atomically and read-only; identical bytes make it a no-op."""
+    target = batch_path(directory, month)
+    data = parquet_bytes(frame)
+    digest = sha256_bytes(data)
+    if target.exists():
+        existing = sha256_file(target)
+        if existing == digest:
+            log.info(
+                "batch %s unchanged (%s rows, sha256 %s)", month, f"{len(frame):,}", digest[:12]
+            )
+            return IngestResult(month, str(target), digest, len(frame), changed=False)
+        raise BatchConflictError(
+            f"batch {month}: {target} already exists with different content "
+            f"(sha256 {existing[:12]} on disk, {digest[:12]} from the source); raw batches are "
+            "immutable: move the old file away deliberately if the source was corrected"
+        )
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o444)
+        crash_point("ingest.writing")
+    log.info("batch %s written: %s rows, sha256 %s", month, f"{len(frame):,}", digest[:12])
+    return IngestResult(month, str(target), digest, len(frame), changed=True)
+
+
+class ValidationFailedError(RuntimeError):
+    """One or more batches failed validation and wait in quarantine for a decision."""
+
+
+def _raw_batches(params: Params, months: list[Month] | None) -> dict[str, Path]:
+    """The raw batches asked for (default: all), oldest first; an absent month is an error."""
+    raw = batch_files(params.raw_dir)
+    if months is None:
+        return raw
+    wanted = sorted(str(month) for month in months)
+    missing = [month for month in wanted if month not in raw]
+    if missing:
+        raise MonthError(
+            f"no raw batch for {', '.join(missing)} in {params.raw_dir}: ingest it first"
+        )
+    return {month: raw[month] for month in wanted}
+
+
+def _dataset_record(params: Params) -> DatasetRecord:
+    catalog = Catalog(params.catalog_dir)
+    name = params.dataset.name
+    return catalog.load(name) if catalog.exists(name) else new_record(params)
+
+
+def _check_batch(
+    params: Params,
+    month: str,
+    path: Path,
+    raw_sha256: str,
+    now: datetime | None,
+) -> ValidationReport:
+    """Validate one batch file: Great Expectations on its rows, or a read failure as the report."""
+    from powerops.data.validation import (
+        BatchReadError,
+        Failure,
+        ValidationReport,
+        read_batch,
+        validate_frame,
+    )
+
+    suite = params.validation.raw_suite
+    file_sha256 = sha256_file(path)
+    try:
+        frame = read_batch(path)
+    except BatchReadError as exc:
+        failure = Failure(
+            "readable_parquet_file", None, "the batch file must be readable Parquet", str(exc)
+        )
+        return ValidationReport(
+            suite,
+            month,
+            file_sha256,
+            False,
+            1,
+            [failure],
+            validated_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        )
+    return validate_frame(frame, params, suite, parse_month(month), file_sha256, now=now)
+
+
+def _record_verdict(
+    params: Params, month: str, path: Path, raw_sha256: str, report: ValidationReport
+) -> None:
+    verdict = Verdict(
+        month=month,
+        raw_sha256=raw_sha256,
+        file=os.path.relpath(path, params.root),
+        file_sha256=report.file_sha256,
+        success=report.success,
+        summary=report.summary(),
+    )
+    save_verdict(params.validation_dir, verdict)
+    if not report.success:
+        Quarantine(params.quarantine_dir).admit(month, path, raw_sha256, report)
+        _batch_alert(
+            params,
+            month,
+            "validate",
+            f"batch {month} failed validation and is quarantined "
+            f"({len(report.failures)} expectation(s) failed)",
+            details=report.summary(),
+        )
+
+
+def _batch_alert(
+    params: Params,
+    month: str,
+    source: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    resolved: bool = False,
+) -> None:
+    """The alert of one batch's validation: firing when it fails, resolved when decided."""
+    alerts.emit(
+        alerts.Alert(
+            key=f"validation/{params.validation.raw_suite}/{month}",
+            severity="info" if resolved else "critical",
+            source=source,
+            summary=summary,
+            details=details or {},
+            status="resolved" if resolved else "firing",
+        ),
+        params,
+    )
+
+
+def validate(
+    params: Params,
+    months: list[Month] | None = None,
+    now: datetime | None = None,
+) -> list[ValidationReport]:
+    """Run the raw-batch suite on every raw batch that has no verdict yet.
+
+    A batch that passes gets a verdict `publish` will accept. A batch that fails is copied to
+    quarantine with its report, an alert is emitted, and `ValidationFailedError` is raised after
+    every batch was checked, naming each failed expectation. A quarantined batch keeps failing
+    the stage until it is re-validated or rejected; the dataset never sees it.
+    """
+    published = months_in(_dataset_record(params))
+    quarantine = Quarantine(params.quarantine_dir)
+    reports, blocking = [], []
+    for month, path in _raw_batches(params, months).items():
+        raw_sha256 = sha256_file(path)
+        if published.get(month) == raw_sha256:
+            continue
+        held = quarantine.load(month)
+        if held and held.raw_sha256 == raw_sha256 and held.status != "released":
+            if held.status == "quarantined":
+                blocking.append(held.reason)
+            log.info("batch %s is %s; skipping", month, held.status)
+            continue
+        verdict = load_verdict(params.validation_dir, month)
+        if verdict and verdict.raw_sha256 == raw_sha256 and verdict.success:
+            continue
+        report = _check_batch(params, month, path, raw_sha256, now)
+        _record_verdict(params, month, path, raw_sha256, report)
+        reports.append(report)
+        if report.success:
+            log.info(
+                "batch %s passed %d expectations of `%s`", month, report.evaluated, report.suite
+            )
+        else:
+            blocking.append(report.message())
+    if blocking:
+        raise ValidationFailedError(
+            f"{len(blocking)} batch(es) in quarantine ({params.quarantine_dir}); fix and "
+            "`powerops quarantine revalidate MONTH`, or `powerops quarantine reject MONTH`:\n"
+            + "\n".join(blocking)
+        )
+    return reports
+
+
+def revalidate(params: Params, month: Month, now: datetime | None = None) -> ValidationReport:
+    """Validate a quarantined batch again (after fixing its copy there, or the suite).
+
+    On success the fixed copy becomes the batch `publish` accepts for that month.
+    """
+    quarantine = Quarantine(params.quarantine_dir)
+    held = quarantine.load(str(month))
+    if held is None:
+        raise QuarantineError(f"batch {month} is not in quarantine")
+    if held.status == "released":
+        raise QuarantineError(f"batch {month} was already released from quarantine")
+    path = quarantine.batch(str(month))
+    report = _check_batch(params, str(month), path, held.raw_sha256, now)
+    _record_verdict(params, str(month), path, held.raw_sha256, report)
+    if not report.success:
+        raise ValidationFailedError(report.message())
+    quarantine.set_status(str(month), "released", f"passed `{report.suite}` after a fix")
+    _batch_alert(
+        params,
+        str(month),
+        "revalidate",
+        f"batch {month} passed after a fix",
+        details=report.summary(),
+        resolved=True,
+    )
+    return report
+
+
+def reject(params: Params, month: Month, reason: str) -> None:
+    """Reject a quarantined batch for good: it never enters the dataset and stops blocking."""
+    Quarantine(params.quarantine_dir).set_status(str(month), "rejected", reason)
+    _batch_alert(params, str(month), "reject", f"batch {month} rejected: {reason}", resolved=True)
+
+
+def publish(
+    params: Params, months: list[Month] | None = None, push: bool = True
+) -> list[VersionRecord]:
+    """Accept validated batches into new dataset versions, one version per batch, oldest first.
+
+    Only a batch whose verdict passed, for exactly the bytes now on disk, is accepted: copied
+    into `paths.dataset`, snapshotted into DVC (and pushed to the remote), then appended to
+    the catalog with its validation summary. A month already in the dataset is skipped if it
+    came from the same raw bytes and refused otherwise (versions are append-only).
+    """
+    import pandas as pd
+
+    catalog = Catalog(params.catalog_dir)
+    record = _dataset_record(params)
+    name = record.name
+    _ensure_latest(params, record)
+    published = []
+    for month, raw_path in _raw_batches(params, months).items():
+        raw_sha256 = sha256_file(raw_path)
+        known = months_in(record)
+        if month in known:
+            if known[month] != raw_sha256:
+                raise BatchConflictError(
+                    f"batch {month}: dataset {name} already holds a different batch for this "
+                    f"month (raw sha256 {known[month][:12]}, now {raw_sha256[:12]}); "
+                    "versions are append-only"
+                )
+            continue
+        verdict = load_verdict(params.validation_dir, month)
+        if verdict is None or verdict.raw_sha256 != raw_sha256 or not verdict.success:
+            if months is not None:
+                raise ValidationFailedError(
+                    f"batch {month} has not passed validation: run `powerops validate` first"
+                )
+            log.info("batch %s has not passed validation; not published", month)
+            continue
+        source = params.resolve(verdict.file)
+        digest = sha256_file(source)
+        if digest != verdict.file_sha256:
+            raise BatchConflictError(f"batch {month}: {source} changed after it was validated")
+        target = batch_path(params.dataset_dir, month)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+            crash_point("publish.copying")
+        crash_point("publish.after_copy")
+        entries = manifest(params.dataset_dir)
+        dvc_md5 = dvcstore.snapshot(params.root, params.dataset_dir)
+        if push:
+            dvcstore.push(params.root, dvc_md5)
+        crash_point("publish.before_catalog")
+        rows = _rows(source)
+        if not record.columns:
+            record.columns = schema_of(pd.read_parquet(source), params)
+        total = (record.latest.rows if record.latest else 0) + rows
+        added = BatchRef(
+            month=month, file=target.name, sha256=digest, raw_sha256=raw_sha256, rows=rows
+        )
+        version = next_version(record, added, entries, dvc_md5, total, verdict.summary)
+        record.versions.append(version)
+        catalog.save(record)  # after every version: a crash later keeps this one recorded
+        published.append(version)
+        log.info(
+            "%s version %d: +%s (%s rows), %d months, content %s",
+            name,
+            version.version,
+            month,
+            f"{rows:,}",
+            version.month_count,
+            version.content_hash[:12],
+        )
+    if not catalog.exists(name):
+        catalog.save(record)
+    return published
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def _ensure_latest(params: Params, record: DatasetRecord) -> None:
+    """Bring the working dataset directory to the catalog's latest version before appending.
+
+    The directory may be missing (data/ deleted, fresh clone), checked out at an older version,
+    or hold a batch left by a crash between copy and catalog update.
+    """
+    latest = record.latest
+    if latest is None:
+        return
+    if content_hash(manifest(params.dataset_dir)) == latest.content_hash:
+        return
+    log.info(
+        "%s does not hold version %d; restoring it from DVC", params.dataset_dir, latest.version
+    )
+    dvcstore.restore(params.root, latest.dvc_md5, params.dataset_dir)
+
+
+def checkout(
+    params: Params, version: int | None = None, dataset: str | None = None
+) -> VersionRecord:
+    """Restore the working dataset directory to a version (default: the latest), byte for byte."""
+    catalog = Catalog(params.catalog_dir)
+    record = catalog.load(dataset or params.dataset.name)
+    if record.latest is None:
+        raise CatalogError(
+            f"dataset {record.name} has no versions yet: run `powerops publish` first"
+        )
+    chosen = record.version(version) if version is not None else record.latest
+    dvcstore.restore(params.root, chosen.dvc_md5, params.dataset_dir)
+    restored = content_hash(manifest(params.dataset_dir))
+    if restored != chosen.content_hash:
+        raise dvcstore.VersionStoreError(
+            f"{record.name}@{chosen.version}: restored content hash {restored[:12]} does not "
+            f"match the catalog's {chosen.content_hash[:12]}"
+        )
+    return chosen

@@ -1,0 +1,52 @@
+"""The modelling table: accepted minute readings aggregated to one row per period.
+
+One row per period on a regular grid (hourly by default): the mean of the target column over
+the period and the share of the period's readings that were present. Checked by the
+`training_table` suite before anything trains on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from powerops.core.config import Params
+
+TABLE_COLUMNS = ("timestamp", "load_kw", "coverage")
+
+
+def modelling_table(
+    readings: pd.DataFrame,
+    timestamp_column: str,
+    target_column: str,
+    frequency: str,
+    reading_frequency: str,
+) -> pd.DataFrame:
+    """Aggregate readings to `frequency`: period start, mean target, coverage in [0, 1]."""
+    import pandas as pd
+
+    series = readings.set_index(timestamp_column)[target_column].sort_index()
+    resampled = series.resample(frequency, label="left", closed="left")
+    per_period = pd.Timedelta(frequency) / pd.Timedelta(reading_frequency)
+    table = pd.DataFrame(
+        {
+            "load_kw": resampled.mean(),
+            "coverage": resampled.count() / per_period,
+        }
+    )
+    table.index = table.index.astype("datetime64[us]")
+    return table.rename_axis("timestamp").reset_index()
+
+
+def table_for(params: Params, readings: pd.DataFrame) -> pd.DataFrame:
+    """The modelling table of readings as params.yaml configures it (training, monitoring and
+    batch scoring all build it this way)."""
+    return modelling_table(
+        readings,
+        params.source.timestamp_column,
+        params.table.target_column,
+        params.table.frequency,
+        params.source.frequency,
+    )

@@ -1,0 +1,196 @@
+"""The forecaster: a scikit-learn Pipeline of the shared transformers plus an estimator, the
+baselines it must beat, error metrics and the rolling-origin backtest.
+
+Everything here takes and returns DataFrames and plain values; nothing reads or writes files.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from powerops.core.config import Params
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+TARGET = "load_kw"
+BASELINES = ("seasonal_naive", "persistence")
+MIN_TRAINING_ROWS = 100
+
+
+class ForecastError(ValueError):
+    """The estimator setting is wrong, or there is too little data to fit or score."""
+
+
+def make_pipeline(params: Params) -> Pipeline:
+    """The shared feature transformers followed by the configured estimator."""
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from powerops.model.features import CalendarFeatures, OriginLagFeatures
+
+    module_name, _, class_name = params.train.estimator.rpartition(".")
+    try:
+        estimator_class = getattr(importlib.import_module(module_name), class_name)
+        estimator = estimator_class(**params.train.estimator_params)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise ForecastError(
+            f"train.estimator {params.train.estimator!r} with train.estimator_params "
+            f"{params.train.estimator_params}: {exc}"
+        ) from None
+    forecast = params.forecast
+    features = FeatureUnion(
+        [
+            ("calendar", CalendarFeatures(holidays=forecast.holidays)),
+            (
+                "history",
+                OriginLagFeatures(
+                    frequency=params.table.frequency,
+                    horizon=forecast.horizon,
+                    lags=forecast.lags,
+                    windows=forecast.windows,
+                ),
+            ),
+        ]
+    ).set_output(transform="pandas")
+    return Pipeline([("features", features), ("model", estimator)])
+
+
+def fit(pipeline: Pipeline, history: pd.DataFrame, rows: pd.Series) -> Pipeline:
+    """Fit on the selected rows, with features computed over the whole history frame.
+
+    Features of a row read earlier rows of `history` (lags, windows); the estimator only
+    learns from `rows`. The transformers are stateless, so the fitted Pipeline predicts from
+    any frame that carries the history its rows need.
+    """
+    features = pipeline[:-1].fit(history).transform(history)
+    target = history[TARGET]
+    use = rows & target.notna()
+    if int(use.sum()) < MIN_TRAINING_ROWS:
+        raise ForecastError(f"only {int(use.sum())} training rows: too little data to fit")
+    pipeline[-1].fit(features[use], target[use])
+    return pipeline
+
+
+def baselines(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Seasonal naive (same period a week earlier) and persistence (same period on the last
+    day known at the origin), from the frame's own history, never reading past the origin."""
+    import pandas as pd
+
+    from powerops.model.features import forecast_origin
+
+    series = frame.set_index("timestamp")[TARGET]
+    timestamps = frame["timestamp"]
+    origin = forecast_origin(timestamps, params.table.frequency, params.forecast.horizon)
+    day = pd.Timedelta(days=1)
+    week_ago = timestamps - 7 * day
+    days_back = (timestamps - origin).dt.days + 1
+    last_day = timestamps - days_back * day
+
+    def lookup(when: pd.Series) -> pd.Series:
+        values = series.reindex(when.to_numpy()).to_numpy()
+        return pd.Series(values, index=frame.index).where(when < origin)
+
+    return pd.DataFrame(
+        {"seasonal_naive": lookup(week_ago), "persistence": lookup(last_day)}, index=frame.index
+    )
+
+
+def metrics(actual: pd.Series | np.ndarray, forecast: pd.Series | np.ndarray) -> dict[str, float]:
+    """RMSE, MAE and WAPE (sum of absolute errors over sum of actuals)."""
+    import numpy as np
+
+    y = np.asarray(actual, dtype="float64")
+    f = np.asarray(forecast, dtype="float64")
+    error = f - y
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "wape": float(np.sum(np.abs(error)) / np.sum(np.abs(y))),
+    }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of the model and the baselines on the same rows of the pinned test set."""
+
+    model: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    rows: int
+
+    def flat(self, prefix: str = "test") -> dict[str, float]:
+        out = {f"{prefix}_{name}": value for name, value in self.model.items()}
+        for baseline, scores in self.baselines.items():
+            out |= {f"{prefix}_{baseline}_{name}": value for name, value in scores.items()}
+        out[f"{prefix}_rows"] = float(self.rows)
+        return out
+
+
+def evaluate(pipeline: Any, test_set: pd.DataFrame, params: Params) -> Evaluation:
+    """Score the model and both baselines on the test set's target rows they can all forecast."""
+    predictions = pipeline.predict(test_set)
+    reference = baselines(test_set, params)
+    target = (test_set["role"] == "target") & test_set[TARGET].notna()
+    rows = target & reference.notna().all(axis=1)
+    if not rows.any():
+        raise ForecastError("no test row has both baselines: the test set lacks history")
+    actual = test_set.loc[rows, TARGET]
+    return Evaluation(
+        model=metrics(actual, predictions[rows.to_numpy()]),
+        baselines={name: metrics(actual, reference.loc[rows, name]) for name in BASELINES},
+        rows=int(rows.sum()),
+    )
+
+
+def backtest(
+    table: pd.DataFrame, train_rows: pd.Series, params: Params
+) -> tuple[pd.DataFrame, str]:
+    """Rolling-origin backtest over the last `train.backtest_months` months of the table.
+
+    A copy of the pipeline is fitted on the usable rows before the cutoff, then forecasts
+    every origin after it from the table's own history. Returns MAE, RMSE and WAPE per
+    horizon step (and the cutoff): the forward-looking accuracy of this configuration.
+    """
+    import pandas as pd
+
+    from powerops.model.features import forecast_origin
+
+    last = table["timestamp"].max()
+    cutoff = pd.Timestamp(last.year, last.month, 1) - pd.DateOffset(
+        months=params.train.backtest_months - 1
+    )
+    model = fit(make_pipeline(params), table, train_rows & (table["timestamp"] < cutoff))
+    after = (table["timestamp"] >= cutoff) & table[TARGET].notna()
+    predictions = pd.Series(model.predict(table), index=table.index)
+    origin = forecast_origin(table["timestamp"], params.table.frequency, params.forecast.horizon)
+    period = pd.Timedelta(params.table.frequency).total_seconds()
+    step = ((table["timestamp"] - origin).dt.total_seconds() // period).astype(int) + 1
+    rows = []
+    for number, group in table[after].groupby(step[after]):
+        scores = metrics(group[TARGET], predictions[group.index])
+        rows.append({"step": int(number), "origins": len(group), **scores})
+    if not rows:
+        raise ForecastError(f"no rows after the backtest cutoff {cutoff:%Y-%m-%d}")
+    return pd.DataFrame(rows), f"{cutoff:%Y-%m-%d}"
+
+
+def history_span(params: Params) -> pd.Timedelta:
+    """How far before the first forecast row the features read: the longest lag or window,
+    plus a block."""
+    import pandas as pd
+
+    forecast = params.forecast
+    periods = max((*forecast.lags, *forecast.windows)) + forecast.horizon
+    return pd.Timedelta(params.table.frequency) * periods
+
+
+def compute_threads(params: Params) -> Any:
+    """Cap OpenMP/BLAS threads for fitting and scoring at `train.threads`: OpenMP threads spin
+    while they wait, so tasks side by side on few cores slow each other down many times over
+    (docs/benchmarks.md)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=params.train.threads)

@@ -1,0 +1,813 @@
+"""Training, evaluation, the promotion gate and registration of dataset versions.
+
+One training is a `Job` (a dataset version under one configuration) taken through five steps:
+`prepare` builds and checks the modelling table and pins (or reads) the test set; `fit` fits
+the Pipeline on everything but the test weeks; `evaluate` scores it and the baselines on the
+pinned rows and runs the rolling-origin backtest; `decide` applies the promotion gate; and
+`register` logs the run and model to MLflow, registers the version and moves `champion` only
+if the gate said so. Each step keeps its output in the job's directory (`paths.training`), so
+the steps can run as separate Airflow tasks and any of them can run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from powerops.core.config import Params
+from powerops.core.faults import crash_point
+from powerops.core.storage import (
+    atomic_path,
+    atomic_write_text,
+    parquet_bytes,
+    sha256_bytes,
+    sha256_file,
+)
+from powerops.data import dvcstore
+from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
+from powerops.data.datasets import batch_files, content_hash, manifest
+from powerops.data.table import table_for
+from powerops.model import forecasting, reference, registry, testset
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot run on this data or configuration (the message says why)."""
+
+
+@dataclass
+class TrainResult:
+    """What one training produced: small, JSON-able, fit for XCom and logs."""
+
+    data_version: int
+    model_version: str
+    run_id: str
+    test_set_hash: str
+    metrics: dict[str, float]
+    promoted: bool
+    verdict: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def config_hash(params: Params) -> str:
+    """Fingerprint of everything that shapes a model besides the data."""
+    relevant = {
+        "table": params.table.model_dump(mode="json"),
+        "forecast": params.forecast.model_dump(mode="json"),
+        "test_set": params.test_set.model_dump(mode="json"),
+        "train": params.train.model_dump(
+            mode="json", exclude={"first_version", "every", "threads"}
+        ),
+        # Fitted with the model and stored with it (powerops.model.reference).
+        "outlier_contamination": params.monitor.outlier_contamination,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def due_versions(record: DatasetRecord, params: Params, trained: set[tuple[int, str]]) -> list[int]:
+    """Dataset versions to train on now.
+
+    Replaying history: every `train.every`-th version from `train.first_version` that is newer
+    than any version trained so far. Always: the latest version, unless it already has a model
+    of this configuration. So a new configuration trains one challenger on the latest data,
+    not the whole history again.
+    """
+    latest = record.latest
+    if latest is None or latest.version < params.train.first_version:
+        return []
+    newest_trained = max((version for version, _ in trained), default=0)
+    first, every = params.train.first_version, params.train.every
+    wanted = {v for v in range(first, latest.version + 1, every) if v > newest_trained}
+    if (latest.version, config_hash(params)) not in trained:
+        wanted.add(latest.version)
+    return sorted(wanted)
+
+
+def read_version(params: Params, version: VersionRecord) -> pd.DataFrame:
+    """The minute readings of one dataset version: from the working copy if it holds that
+    version, otherwise restored from DVC into a temporary directory (the working copy stays)."""
+    import pandas as pd
+
+    def read(directory: Path) -> pd.DataFrame:
+        frames = [pd.read_parquet(path) for path in batch_files(directory).values()]
+        readings = pd.concat(frames, ignore_index=True)
+        return readings.sort_values(params.source.timestamp_column, ignore_index=True)
+
+    if content_hash(manifest(params.dataset_dir)) == version.content_hash:
+        return read(params.dataset_dir)
+    with tempfile.TemporaryDirectory(prefix="powerops-version-") as tmp:
+        target = Path(tmp) / "dataset"
+        dvcstore.restore(params.root, version.dvc_md5, target)
+        return read(target)
+
+
+def build_table(params: Params, readings: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The modelling table of these readings, checked by the `training_table` suite."""
+    from powerops.data.validation import validate_table
+
+    timestamps = readings[params.source.timestamp_column]
+    table = table_for(params, readings)
+    report = validate_table(table, params, timestamps.iloc[0], timestamps.iloc[-1], name)
+    if not report.success:
+        raise TrainingError(report.message())
+    return table
+
+
+def git_commit(root: Path) -> str:
+    """The code's commit, with `-dirty` when the work tree has changes; `unknown` outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def gate(
+    params: Params, challenger: forecasting.Evaluation, champion: forecasting.Evaluation | None
+) -> tuple[bool, list[str]]:
+    """Promotion rules on the pinned test set; returns the verdict and a reason per rule."""
+    rules = params.gate
+    metric = rules.metric
+    score = challenger.model[metric]
+    naive = challenger.baselines["seasonal_naive"][metric]
+    limit = naive * (1 - rules.min_improvement_vs_seasonal_naive)
+    checks = [
+        (
+            score <= limit,
+            f"{metric} {score:.4f} vs seasonal naive {naive:.4f} (must be <= {limit:.4f})",
+        ),
+        (
+            challenger.model["wape"] <= rules.max_wape,
+            f"wape {challenger.model['wape']:.4f} within the error budget {rules.max_wape:.4f}",
+        ),
+    ]
+    if champion is not None:
+        best = champion.model[metric] * (1 - rules.min_improvement_vs_champion)
+        checks.append(
+            (
+                score < best,
+                f"{metric} {score:.4f} vs champion "
+                f"{champion.model[metric]:.4f} (must be < {best:.4f})",
+            )
+        )
+    reasons = [("pass: " if ok else "FAIL: ") + text for ok, text in checks]
+    return all(ok for ok, _ in checks), reasons
+
+
+def champion_evaluation(
+    params: Params, test_frame: pd.DataFrame, test_hash: str
+) -> forecasting.Evaluation | None:
+    """The champion's scores on the current pinned test set (re-scored if its hash differs)."""
+    import mlflow.sklearn
+
+    champion = registry.alias_version(params, registry.CHAMPION)
+    if champion is None:
+        return None
+    if champion.tags.get("test_set_hash") == test_hash and "evaluation" in champion.tags:
+        data = json.loads(champion.tags["evaluation"])
+        return forecasting.Evaluation(data["model"], data["baselines"], data["rows"])
+    log.info("champion version %s was scored on another test set: re-scoring it", champion.version)
+    with registry.asking(params, f"load champion version {champion.version}"):
+        model = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{champion.version}")
+    return forecasting.evaluate(model, test_frame, params)
+
+
+def input_example(
+    test_frame: pd.DataFrame, manifest: testset.TestSetManifest, params: Params
+) -> pd.DataFrame:
+    """A serving request: the history features need, then the first forecast block to predict."""
+    import pandas as pd
+
+    first_origin = pd.Timestamp(manifest.weeks[0])
+    block = pd.Timedelta(params.table.frequency) * params.forecast.horizon
+    rows = test_frame[test_frame["timestamp"] < first_origin + block][["timestamp", "load_kw"]]
+    return rows.tail(params.forecast.lookback + params.forecast.horizon).reset_index(drop=True)
+
+
+# --- The training steps ----------------------------------------------------------------------
+# `train` runs plan -> prepare -> fit -> evaluate -> decide -> register in one process (the CLI
+# and `dvc repro`); power_train runs each step as its own Airflow task. A step takes the jobs,
+# reads what the step before wrote in each job's directory, writes its own output there
+# atomically, and returns small dicts (XCom-sized). Running a step again gives the same state.
+
+TABLE_FILE = "table.parquet"
+# On a version: the number of the last alias change when it was registered (model.registry).
+ALIAS_CHANGE_TAG = "alias_change_at_registration"
+MODEL_FILE = "model.pkl"
+RECORD_FILE = "job.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """The training of one dataset version under one configuration, staged in a directory."""
+
+    data_version: int
+    config_hash: str
+
+    @property
+    def name(self) -> str:
+        return f"v{self.data_version:04d}-{self.config_hash}"
+
+    def directory(self, params: Params) -> Path:
+        return params.training_dir / self.name
+
+    def ref(self) -> dict[str, Any]:
+        """What XCom carries between tasks to identify the job."""
+        return {"data_version": self.data_version, "config_hash": self.config_hash}
+
+    @classmethod
+    def from_ref(cls, ref: dict[str, Any]) -> Job:
+        return cls(int(ref["data_version"]), str(ref["config_hash"]))
+
+
+def _record(params: Params, job: Job) -> dict[str, Any]:
+    path = job.directory(params) / RECORD_FILE
+    if not path.is_file():
+        raise TrainingError(f"training {job.name} has no {path}: run its earlier steps first")
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _save(params: Params, job: Job, step: str, values: dict[str, Any]) -> None:
+    """Record a step's outcome in the job's record, replacing an earlier run of the step."""
+    path = job.directory(params) / RECORD_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record[step] = values
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True))
+
+
+def _step(params: Params, job: Job, needs: str) -> dict[str, Any]:
+    """The job's record, checked to come from this configuration and to hold step `needs`."""
+    if config_hash(params) != job.config_hash:
+        raise TrainingError(
+            f"training {job.name} started under config {job.config_hash}, params.yaml now gives "
+            f"{config_hash(params)}: start a new training instead of resuming this one"
+        )
+    record = _record(params, job)
+    if needs not in record:
+        raise TrainingError(f"training {job.name} has no `{needs}` step yet: run it first")
+    return record
+
+
+def _registered(params: Params) -> dict[tuple[int, str], ModelVersion]:
+    """Registered model versions by (data version, config hash): what is trained already."""
+    return {
+        (int(v.tags["data_version"]), v.tags.get("config_hash", "")): v
+        for v in registry.versions(params)
+        if "data_version" in v.tags
+    }
+
+
+def plan(params: Params, data_version: int | None = None) -> list[Job]:
+    """The trainings to run now: exactly `data_version`, or what the cadence asks for, plus
+    any training a crash left unfinished (see `_unfinished`)."""
+    # The stage's DVC output exists even before the first year of data allows a test set.
+    params.test_set_dir.mkdir(parents=True, exist_ok=True)
+    registry.recover(params)
+    catalog = Catalog(params.catalog_dir)
+    if not catalog.exists(params.dataset.name):
+        log.info("no version of %s published yet: nothing to train", params.dataset.name)
+        return []
+    record = catalog.load(params.dataset.name)
+    registered = _registered(params)
+    if data_version is not None:
+        chosen = [record.version(data_version).version]
+    else:
+        chosen = due_versions(record, params, set(registered))
+    jobs = {Job(version, config_hash(params)) for version in chosen}
+    return sorted(jobs | _unfinished(params, registered), key=lambda job: job.data_version)
+
+
+def _unfinished(params: Params, registered: dict[tuple[int, str], ModelVersion]) -> set[Job]:
+    """Trainings of this configuration a crash interrupted: a run still marked RUNNING (killed
+    before or after its version was registered), or a version the gate promoted whose promotion
+    never happened, if no alias changed since it was registered (then a person decided since)."""
+    current = config_hash(params)
+    unfinished = set()
+    for run in registry.running_runs(params):
+        tags = run.data.tags
+        if "job" in tags and tags.get("config_hash") == current:
+            unfinished.add(Job(int(tags["data_version"]), current))
+    journal = registry.changes(params)
+    last = str(journal[-1].number) if journal else "0"
+    promoted = registry.promoted_versions(params, journal)
+    for (data_version, config), version in registered.items():
+        pending = (
+            version.tags.get("gate") == "promoted"
+            and version.tags.get(ALIAS_CHANGE_TAG) == last
+            and str(version.version) not in promoted
+        )
+        if config == current and pending:
+            unfinished.add(Job(data_version, current))
+    for job in unfinished:
+        log.warning("training %s was interrupted: finishing it", job.name)
+    return unfinished
+
+
+def _load_table(params: Params, job: Job, record: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    path = job.directory(params) / TABLE_FILE
+    if not path.is_file() or sha256_file(path) != record["prepare"]["table_sha256"]:
+        raise TrainingError(f"{path} is missing or changed since `prepare`: run it again")
+    return pd.read_parquet(path)
+
+
+def _load_test_set(
+    params: Params, record: dict[str, Any]
+) -> tuple[pd.DataFrame, testset.TestSetManifest]:
+    frame, manifest = testset.load(params)
+    if manifest.sha256 != record["prepare"]["test_set_hash"]:
+        raise TrainingError(
+            f"the pinned test set changed during this training (was "
+            f"{record['prepare']['test_set_hash'][:12]}, now {manifest.sha256[:12]}): start anew"
+        )
+    return frame, manifest
+
+
+def _load_model(params: Params, job: Job, record: dict[str, Any]) -> Any:
+    path = job.directory(params) / MODEL_FILE
+    if not path.is_file() or sha256_file(path) != record["fit"]["model_sha256"]:
+        raise TrainingError(f"{path} is missing or changed since `fit`: run it again")
+    # Our own file, written by `fit` and checked against its recorded hash just above.
+    return pickle.loads(path.read_bytes())
+
+
+def prepare(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Build and check each job's modelling table; pin the test set if there is none yet."""
+    catalog = Catalog(params.catalog_dir).load(params.dataset.name)
+    out = []
+    for job in jobs:
+        started = time.perf_counter()
+        version = catalog.version(job.data_version)
+        name = f"{params.dataset.name}@{version.version}"
+        table = build_table(params, read_version(params, version), name)
+        if testset.load_manifest(params) is None:
+            pinned = testset.pin(table, params, datetime.now(UTC).isoformat(timespec="seconds"))
+            log.info("pinned the test set: %d target rows, %s", pinned.target_rows, pinned.sha256)
+        _, manifest = testset.load(params)
+        rows = testset.training_mask(table["timestamp"], manifest, params)
+        testset.assert_no_overlap(table.loc[rows, "timestamp"], manifest, params)
+        data = parquet_bytes(table)
+        digest = sha256_bytes(data)
+        job.directory(params).mkdir(parents=True, exist_ok=True)
+        with atomic_path(job.directory(params) / TABLE_FILE) as tmp:
+            tmp.write_bytes(data)
+        values = {
+            "data_version": version.version,
+            "data_content_hash": version.content_hash,
+            "data_dvc_md5": version.dvc_md5,
+            "table_sha256": digest,
+            "table_rows": len(table),
+            "train_rows": int(rows.sum()),
+            "test_set_hash": manifest.sha256,
+            "test_set_version": manifest.version,
+            "seconds": time.perf_counter() - started,
+        }
+        _save(params, job, "prepare", values)
+        out.append(job.ref() | {"table_sha256": digest[:16]})
+    return out
+
+
+def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Fit the Pipeline on each table's training rows (no test week, nor anything reading one)."""
+    out = []
+    with forecasting.compute_threads(params):
+        for job in jobs:
+            record = _step(params, job, "prepare")
+            started = time.perf_counter()
+            table = _load_table(params, job, record)
+            _, manifest = _load_test_set(params, record)
+            rows = testset.training_mask(table["timestamp"], manifest, params)
+            pipeline = forecasting.fit(forecasting.make_pipeline(params), table, rows)
+            data = pickle.dumps(pipeline, protocol=5)
+            profile, detector = reference.build(params, pipeline, table, rows)
+            files = {
+                MODEL_FILE: data,
+                reference.REFERENCE_FILE: profile,
+                reference.OUTLIERS_FILE: detector,
+            }
+            for name, content in files.items():
+                with atomic_path(job.directory(params) / name) as tmp:
+                    tmp.write_bytes(content)
+            digest = sha256_bytes(data)
+            _save(
+                params,
+                job,
+                "fit",
+                {
+                    "model_sha256": digest,
+                    "reference_sha256": sha256_bytes(profile),
+                    "outliers_sha256": sha256_bytes(detector),
+                    "seconds": time.perf_counter() - started,
+                },
+            )
+            out.append(job.ref() | {"model_sha256": digest[:16]})
+    return out
+
+
+def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """Score each model and both baselines on the pinned test set, and backtest it."""
+    import numpy as np
+
+    out = []
+    with forecasting.compute_threads(params):
+        for job in jobs:
+            record = _step(params, job, "fit")
+            started = time.perf_counter()
+            table = _load_table(params, job, record)
+            test_frame, manifest = _load_test_set(params, record)
+            evaluation = forecasting.evaluate(_load_model(params, job, record), test_frame, params)
+            rows = testset.training_mask(table["timestamp"], manifest, params)
+            steps, cutoff = forecasting.backtest(table, rows, params)
+            metrics = evaluation.flat() | {
+                "backtest_mae": float(steps["mae"].mean()),
+                "backtest_wape": float(np.average(steps["wape"], weights=steps["origins"])),
+                **{
+                    f"backtest_mae_step_{int(step):02d}": float(mae)
+                    for step, mae in zip(steps["step"], steps["mae"], strict=True)
+                },
+            }
+            values = {
+                "evaluation": asdict(evaluation),
+                "metrics": metrics,
+                "backtest": {"cutoff": cutoff, "steps": steps.to_dict(orient="records")},
+                "seconds": time.perf_counter() - started,
+            }
+            _save(params, job, "evaluate", values)
+            out.append(job.ref() | _headline(metrics))
+    return out
+
+
+def decide(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+    """The promotion gate, job by job in order: each is judged against the champion it would
+    replace, which is the previous job's model if that one passed.
+
+    A job already registered keeps the verdict it was registered with, so deciding again after
+    `register` (an Airflow task cleared and re-run) changes nothing.
+    """
+    out = []
+    registered = _registered(params)
+    with forecasting.compute_threads(params):
+        champion: forecasting.Evaluation | None = None
+        champion_known = False
+        for job in jobs:
+            record = _step(params, job, "evaluate")
+            started = time.perf_counter()
+            challenger = forecasting.Evaluation(**record["evaluate"]["evaluation"])
+            existing = registered.get((job.data_version, job.config_hash))
+            if existing is not None:
+                promote = existing.tags.get("gate") == "promoted"
+                verdict = json.loads(existing.tags.get("gate_reasons", "[]"))
+            else:
+                if not champion_known:
+                    test_frame, manifest = _load_test_set(params, record)
+                    champion = champion_evaluation(params, test_frame, manifest.sha256)
+                    champion_known = True
+                promote, verdict = gate(params, challenger, champion)
+            if promote:
+                champion, champion_known = challenger, True
+            values = {
+                "promote": promote,
+                "verdict": verdict,
+                "seconds": time.perf_counter() - started,
+            }
+            _save(params, job, "decide", values)
+            out.append(job.ref() | {"promote": promote})
+    return out
+
+
+def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
+    """Log each job's run and model to MLflow, register it, and promote it if the gate said so.
+
+    A job already registered is not registered twice, and a version is promoted only once:
+    running this again leaves the registry and the alias log as they are, and finishes what a
+    crash left half done (an alias change, a promotion, a run still marked RUNNING).
+    """
+    results = []
+    registry.recover(params)
+    registered = _registered(params)
+    for job in jobs:
+        record = _step(params, job, "decide")
+        started = time.perf_counter()
+        decision = record["decide"]
+        version = registered.get((job.data_version, job.config_hash))
+        if version is None:
+            version = _log_and_register(params, job, record, by)
+        _end_orphan_runs(params, job, str(version.run_id))
+        number = str(version.version)
+        if decision["promote"] and _may_promote(params, version):
+            registry.promote(params, number, "gate passed: " + "; ".join(decision["verdict"]), by)
+        log.info(
+            "%s@%d: model version %s %s (%s)",
+            params.dataset.name,
+            job.data_version,
+            number,
+            "promoted to champion" if decision["promote"] else "not promoted",
+            "; ".join(decision["verdict"]),
+        )
+        _save(params, job, "register", {"model_version": number, "run_id": version.run_id})
+        seconds = {step: record[step]["seconds"] for step in ("prepare", "fit", "evaluate")}
+        results.append(
+            TrainResult(
+                data_version=job.data_version,
+                model_version=number,
+                run_id=str(version.run_id),
+                test_set_hash=record["prepare"]["test_set_hash"],
+                metrics=record["evaluate"]["metrics"],
+                promoted=decision["promote"],
+                verdict=decision["verdict"],
+                seconds=seconds
+                | {"decide": decision["seconds"], "register": time.perf_counter() - started},
+            )
+        )
+    return results
+
+
+def _may_promote(params: Params, version: ModelVersion) -> bool:
+    """False if the version's promotion happened already, or if an alias changed after it was
+    registered (a rollback by a person since: theirs is the later decision)."""
+    journal = registry.changes(params)
+    if str(version.version) in registry.promoted_versions(params, journal):
+        return False
+    last = str(journal[-1].number) if journal else "0"
+    seen = version.tags.get(ALIAS_CHANGE_TAG, last)
+    if seen != last:
+        log.warning(
+            "version %s passed the gate but the aliases changed after it was registered: "
+            "not promoting it (`powerops model rollback --to %s` does it by hand)",
+            version.version,
+            version.version,
+        )
+        return False
+    return True
+
+
+def _end_orphan_runs(params: Params, job: Job, registered_run: str) -> None:
+    """End the job's runs still marked RUNNING: the registered one finished its work, any other
+    belongs to an attempt that was killed."""
+    for run in registry.running_runs(params):
+        if run.data.tags.get("job") != job.name:
+            continue
+        status = "FINISHED" if run.info.run_id == registered_run else "KILLED"
+        registry.end_run(params, run.info.run_id, status)
+        log.warning(
+            "run %s of training %s was left RUNNING: ended %s", run.info.run_id, job.name, status
+        )
+
+
+def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str) -> ModelVersion:
+    """The MLflow run (params, metrics, inputs, backtest, gate), the logged model, its version."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
+
+    prepared, evaluated, decision = record["prepare"], record["evaluate"], record["decide"]
+    table = _load_table(params, job, record)
+    test_frame, manifest = _load_test_set(params, record)
+    pipeline = _load_model(params, job, record)
+    name = f"{params.dataset.name}@{job.data_version}"
+    tags = {
+        "data_version": str(job.data_version),
+        "data_content_hash": prepared["data_content_hash"],
+        "data_dvc_md5": prepared["data_dvc_md5"],
+        "test_set_hash": manifest.sha256,
+        "test_set_version": str(manifest.version),
+        "git_commit": git_commit(params.root),
+        "config_hash": job.config_hash,
+        "trained_by": by,
+        "job": job.name,
+    }
+    example = input_example(test_frame, manifest, params)
+    journal = registry.changes(params)
+    seen = str(journal[-1].number) if journal else "0"
+    with (
+        registry.asking(params, f"record training {job.name}"),
+        # Tagged as it is created: a run killed at any point can be told by its `job` tag.
+        mlflow.start_run(
+            experiment_id=registry.experiment_id(params),
+            run_name=f"data-v{job.data_version}",
+            tags=tags,
+        ),
+    ):
+        mlflow.log_params(
+            {
+                "estimator": params.train.estimator,
+                **{f"estimator.{k}": v for k, v in params.train.estimator_params.items()},
+                "frequency": params.table.frequency,
+                "horizon": params.forecast.horizon,
+                "lags": list(params.forecast.lags),
+                "windows": list(params.forecast.windows),
+                "train_rows": prepared["train_rows"],
+                "backtest_cutoff": evaluated["backtest"]["cutoff"],
+            }
+        )
+        mlflow.log_metrics(evaluated["metrics"])
+        mlflow.log_input(
+            from_pandas(table, source=str(params.dataset_dir), name=name, targets="load_kw"),
+            context="training",
+        )
+        mlflow.log_input(
+            from_pandas(
+                test_frame,
+                source=str(testset.paths(params)[0]),
+                name=f"pinned_test_set@{manifest.version}",
+                targets="load_kw",
+            ),
+            context="testing",
+        )
+        mlflow.log_dict(evaluated["backtest"], "backtest.json")
+        mlflow.log_dict(
+            {"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json"
+        )
+        recorded = {
+            reference.REFERENCE_FILE: record["fit"]["reference_sha256"],
+            reference.OUTLIERS_FILE: record["fit"]["outliers_sha256"],
+        }
+        for name, digest in recorded.items():
+            path = job.directory(params) / name
+            if sha256_file(path) != digest:
+                raise TrainingError(f"{path} changed since `fit`: run it again")
+            mlflow.log_artifact(str(path), artifact_path=reference.ARTIFACT_DIR)
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(example, pipeline.predict(example)),
+            input_example=example,
+            # Our transformers are top-level classes in an installed package, which skops
+            # (MLflow's default) refuses; cloudpickle stores them by reference.
+            serialization_format="cloudpickle",
+            pip_requirements=[
+                f"scikit-learn=={sklearn.__version__}",
+                f"pandas=={pd.__version__}",
+                f"numpy=={np.__version__}",
+            ],
+        )
+        evaluation = evaluated["evaluation"]
+        crash_point("register.before_version")
+        # One call creates the version with all its tags: a crash leaves it whole or absent.
+        version = mlflow.register_model(
+            info.model_uri,
+            params.mlflow.model_name,
+            tags=tags
+            | {
+                "evaluation": json.dumps(evaluation),
+                "test_wape": f"{evaluation['model']['wape']:.4f}",
+                "gate": "promoted" if decision["promote"] else "not promoted",
+                "gate_reasons": json.dumps(decision["verdict"]),
+                ALIAS_CHANGE_TAG: seen,
+            },
+        )
+        crash_point("register.after_version")
+        return version
+
+
+def train(
+    params: Params, data_version: int | None = None, by: str = "powerops"
+) -> list[TrainResult]:
+    """Every training the cadence asks for (or exactly `data_version`), all steps in order."""
+    jobs = plan(params, data_version)
+    if not jobs:
+        return []
+    prepare(params, jobs)
+    fit(params, jobs)
+    evaluate(params, jobs)
+    decide(params, jobs)
+    return register(params, jobs, by)
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "test_wape": metrics.get("test_wape"),
+        "test_seasonal_naive_wape": metrics.get("test_seasonal_naive_wape"),
+        "backtest_wape": metrics.get("backtest_wape"),
+    }
+
+
+def summary(result: TrainResult) -> dict[str, Any]:
+    return {
+        "data_version": result.data_version,
+        "model_version": result.model_version,
+        "promoted": result.promoted,
+        **_headline(result.metrics),
+    }
+
+
+def replace_test_set(params: Params, reason: str) -> testset.TestSetManifest:
+    """Deliberately re-pin the test set from the latest data; older scores become incomparable."""
+    record = Catalog(params.catalog_dir).load(params.dataset.name)
+    if record.latest is None:
+        raise TrainingError(f"dataset {record.name} has no versions yet")
+    table = build_table(params, read_version(params, record.latest), f"{record.name}@latest")
+    manifest = testset.pin(
+        table, params, datetime.now(UTC).isoformat(timespec="seconds"), reason, replace=True
+    )
+    mlflow_client = registry.client(params)
+    for model_version in registry.versions(params):
+        if model_version.tags.get("test_set_hash") != manifest.sha256:
+            with registry.asking(params, f"tag version {model_version.version}"):
+                mlflow_client.set_model_version_tag(
+                    params.mlflow.model_name,
+                    model_version.version,
+                    "scores_comparable",
+                    f"no: scored on test set v{model_version.tags.get('test_set_version', '?')}, "
+                    f"replaced by v{manifest.version} ({reason})",
+                )
+    return manifest
+
+
+def lineage(params: Params, version: str) -> str:
+    """Everything that made a model version, and the command that restores its training data."""
+    model = registry.get_version(params, version)
+    tags = model.tags
+    run = registry.run_details(params, str(model.run_id))
+    metrics = run["metrics"]
+    current = testset.load_manifest(params)
+    data_version = int(tags.get("data_version", "0"))
+    record = Catalog(params.catalog_dir).load(params.dataset.name)
+    data = record.version(data_version) if data_version else None
+    held = registry.aliases(params).get(version, [])
+    lines = [
+        f"model {params.mlflow.model_name} version {version}"
+        + (f"  [aliases: {', '.join(held)}]" if held else ""),
+        f"  run:         {model.run_id} (trained by {tags.get('trained_by', '?')})",
+        f"  code:        git {tags.get('git_commit', 'unknown')}, config {tags.get('config_hash')}",
+    ]
+    if data is not None:
+        lines.append(
+            f"  data:        {record.name}@{data.version}: {data.first_month}..{data.last_month}, "
+            f"{data.rows:,} rows, content {data.content_hash}, dvc {data.dvc_md5}"
+        )
+        validated = [v for v in record.versions[: data.version] if v.validation]
+        passed = sum(bool(v.validation and v.validation.get("success")) for v in validated)
+        lines.append(
+            f"  validation:  {passed} of {data.version} batches passed "
+            f"`{(data.validation or {}).get('suite', '?')}`; the last one: "
+            f"{(data.validation or {}).get('data_docs', 'no Data Docs')}"
+        )
+    comparable = current is not None and tags.get("test_set_hash") == current.sha256
+    lines.append(
+        f"  test set:    v{tags.get('test_set_version')} sha256 {tags.get('test_set_hash')} "
+        f"({'the current one' if comparable else 'NOT the current one: scores not comparable'})"
+    )
+    for prefix, label in (
+        ("test", "model"),
+        ("test_seasonal_naive", "seasonal naive"),
+        ("test_persistence", "persistence"),
+    ):
+        lines.append(
+            f"  {label + ':':<16}rmse {metrics.get(prefix + '_rmse', float('nan')):.4f}  "
+            f"mae {metrics.get(prefix + '_mae', float('nan')):.4f}  "
+            f"wape {metrics.get(prefix + '_wape', float('nan')):.4f}"
+        )
+    steps = sorted(k for k in metrics if k.startswith("backtest_mae_step_"))
+    if steps:
+        per_step = " ".join(f"{metrics[k]:.3f}" for k in steps)
+        lines.append(
+            f"  backtest:    wape {metrics.get('backtest_wape', float('nan')):.4f} from "
+            f"{run['params'].get('backtest_cutoff')}; mae by step 1..{len(steps)}: {per_step}"
+        )
+    lines.append(f"  gate:        {tags.get('gate', '?')}")
+    for reason in json.loads(tags.get("gate_reasons", "[]")):
+        lines.append(f"               {reason}")
+    history = [m for m in registry.audit_log(params) if version in (m.to_version, m.from_version)]
+    lines.append("  alias history:")
+    for move in history or []:
+        lines.append(
+            f"    {move.at}  {move.alias}: {move.from_version or '-'} -> {move.to_version}  "
+            f"by {move.by}: {move.reason}"
+        )
+    if not history:
+        lines.append("    (never held an alias)")
+    if data is not None:
+        lines.append(f"  restore its training data:  powerops data checkout {data.version}")
+    return "\n".join(lines)
