@@ -685,3 +685,22 @@ def test_arrays_of_some_rows_are_those_rows_of_the_frame(frequency: str, horizon
         every = transformer.transform(X).to_numpy()
         np.testing.assert_array_equal(transformer.transform_arrays(columns), every)
         np.testing.assert_array_equal(transformer.transform_arrays(columns, rows), every[rows])
+
+
+def test_a_model_pickled_before_the_subpackages_still_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Models registered before the move name `powerops.features`; they must load."""
+    import pickle
+    import sys
+
+    from powerops.model import features
+
+    old = pickle.dumps(features.CalendarFeatures(), protocol=0).replace(
+        b"powerops.model.features", b"powerops.features"
+    )
+    monkeypatch.delitem(sys.modules, "powerops.features", raising=False)
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(old)
+    features.accept_old_pickles()
+    assert isinstance(pickle.loads(old), features.CalendarFeatures)

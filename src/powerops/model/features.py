@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -424,3 +425,9 @@ def _window_stats(
     largest = np.where(known, values, -np.inf).max(axis=1, initial=-np.inf)
     largest[~enough] = np.nan
     return mean, largest
+
+
+def accept_old_pickles() -> None:
+    """Let a model pickled before powerops had subpackages load: its transformers are stored
+    by reference to `powerops.features`, now `powerops.model.features`."""
+    sys.modules.setdefault("powerops.features", sys.modules[__name__])

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
-from powerops.model import drift
+from powerops.model import drift, features
 from powerops.model.forecasting import TARGET
 from powerops.model.skew import frame_schema
 
@@ -155,5 +155,6 @@ def load_pipeline(params: Params, version: ModelVersion) -> Any:
     from powerops.model import registry
 
     registry.client(params)  # sets the tracking URI
+    features.accept_old_pickles()
     with registry.asking(params, f"load model version {version.version}"):
         return mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{version.version}")

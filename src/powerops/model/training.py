@@ -36,7 +36,7 @@ from powerops.data import dvcstore
 from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.data.datasets import batch_files, content_hash, manifest
 from powerops.data.table import table_for
-from powerops.model import forecasting, reference, registry, testset
+from powerops.model import features, forecasting, reference, registry, testset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,8 +183,6 @@ def champion_evaluation(
     params: Params, test_frame: pd.DataFrame, test_hash: str
 ) -> forecasting.Evaluation | None:
     """The champion's scores on the current pinned test set (re-scored if its hash differs)."""
-    import mlflow.sklearn
-
     champion = registry.alias_version(params, registry.CHAMPION)
     if champion is None:
         return None
@@ -192,9 +190,7 @@ def champion_evaluation(
         data = json.loads(champion.tags["evaluation"])
         return forecasting.Evaluation(data["model"], data["baselines"], data["rows"])
     log.info("champion version %s was scored on another test set: re-scoring it", champion.version)
-    with registry.asking(params, f"load champion version {champion.version}"):
-        model = mlflow.sklearn.load_model(f"models:/{params.mlflow.model_name}/{champion.version}")
-    return forecasting.evaluate(model, test_frame, params)
+    return forecasting.evaluate(reference.load_pipeline(params, champion), test_frame, params)
 
 
 def input_example(
@@ -355,6 +351,7 @@ def _load_model(params: Params, job: Job, record: dict[str, Any]) -> Any:
     if not path.is_file() or sha256_file(path) != record["fit"]["model_sha256"]:
         raise TrainingError(f"{path} is missing or changed since `fit`: run it again")
     # Our own file, written by `fit` and checked against its recorded hash just above.
+    features.accept_old_pickles()
     return pickle.loads(path.read_bytes())
 
 
