@@ -95,12 +95,12 @@ def build(params: Params) -> None:
         job.mkdir(parents=True)
         metrics = {f"test_{m}": float(rng.uniform(0.3, 0.6)) for m in ("wape", "mae", "rmse")}
         record = {
-            "prepare": {"data_version": str(3 * model), "test_set_hash": "a" * 64},
+            "build_table": {"data_version": str(3 * model), "test_set_hash": "a" * 64},
             "evaluate": {
                 "metrics": metrics | {"test_seasonal_naive_wape": 0.56},
                 "backtest": {"steps": [{"step": s, "wape": 0.4} for s in range(24)]},
             },
-            "decide": {"promote": bool(model % 2), "verdict": ["pass: ..."] * 3},
+            "gate": {"promote": bool(model % 2), "verdict": ["pass: ..."] * 3},
             "register": {"model_version": str(model)},
         }
         (job / "job.json").write_text(json.dumps(record))

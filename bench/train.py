@@ -49,7 +49,7 @@ def main() -> int:
 
         # The same fit, stripped of everything around it: features already computed.
         readings = training.read_version(params, record.latest)
-        table = training.build_table(params, readings, "bench")
+        table = training.checked_table(params, readings, "bench")
         _, manifest = testset.load(params)
         rows = (
             testset.training_mask(table["timestamp"], manifest, params) & table["load_kw"].notna()

@@ -69,7 +69,7 @@ def power_monitor() -> None:
         today = parse_day(chosen) if chosen else when.date()
         try:
             with workspace(context) as config:
-                report = monitoring.run(config, today)
+                report = monitoring.monitor(config, today)
         except monitoring.NoChampionError as exc:
             raise AirflowSkipException(str(exc)) from None
         for line in monitoring.summary_lines(report):

@@ -7,7 +7,7 @@ always the newest), the same steps `powerops train` and `dvc repro` run:
 
 1. **build_table**: pick the trainings; build each modelling table and check it with the
    `training_table` suite; pin the test set if there is none yet;
-2. **train**: fit the Pipeline on every row except the pinned test weeks and what could read them;
+2. **fit**: fit the Pipeline on every row except the pinned test weeks and what could read them;
 3. **evaluate**: score the model and both baselines on the pinned test set, and backtest it;
 4. **gate**: the promotion rules, against the champion each model would replace;
 5. **register**: log the run and model to MLflow, register the version, and move `champion`
@@ -52,10 +52,10 @@ def power_train() -> None:
         from powerops.model import training
 
         with workspace(context) as config:
-            return training.prepare(config, training.plan(config))
+            return training.build_table(config, training.plan(config))
 
     @task(pool=WORKSPACE_POOL)
-    def train(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+    def fit(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
         from powerops.model import training
 
         with workspace(context) as config:
@@ -73,7 +73,7 @@ def power_train() -> None:
         from powerops.model import training
 
         with workspace(context) as config:
-            return training.decide(config, _jobs(jobs))
+            return training.gate(config, _jobs(jobs))
 
     @task(pool=WORKSPACE_POOL)
     def register(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
@@ -84,7 +84,7 @@ def power_train() -> None:
             results = training.register(config, _jobs(jobs), by=by)
         return [training.summary(result) for result in results]
 
-    register(gate(evaluate(train(build_table()))))
+    register(gate(evaluate(fit(build_table()))))
 
 
 power_train()

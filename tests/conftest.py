@@ -261,9 +261,9 @@ def workspace_state(workspace: Path) -> dict[str, Any]:
     for job in sorted(params.training_dir.glob("*/job.json")):
         steps = json.loads(job.read_text())
         trainings[job.parent.name] = {
-            "table": steps["prepare"]["table_sha256"],
+            "table": steps["build_table"]["table_sha256"],
             "metrics": steps.get("evaluate", {}).get("metrics"),
-            "decision": steps.get("decide", {}).get("promote"),
+            "decision": steps.get("gate", {}).get("promote"),
             "registered": steps.get("register", {}).get("model_version"),
         }
     return {

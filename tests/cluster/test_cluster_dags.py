@@ -273,7 +273,7 @@ def test_a_month_through_power_ingest_and_power_train_on_two_workers(stack: Clus
 
     # Kill a worker mid-task, so that its task is retried on the other one. The victim is the
     # worker that runs build_table if it also ran publish, so that the retry also proves a
-    # hand-over between hosts; otherwise build_table's own move proves it, and train's worker
+    # hand-over between hosts; otherwise build_table's own move proves it, and fit's worker
     # is killed.
     building = wait(stack, lambda: running("build_table"), 600, "build_table to run")
     published = {
@@ -283,8 +283,8 @@ def test_a_month_through_power_ingest_and_power_train_on_two_workers(stack: Clus
     }
     task = "build_table"
     if building not in published:
-        task = "train"
-        building = wait(stack, lambda: running("train"), 300, "train to run")
+        task = "fit"
+        building = wait(stack, lambda: running("fit"), 300, "fit to run")
     cluster.kill(stack.workers[building])
     killed, killed_at = time.monotonic(), datetime.now(UTC)
     survivor = next(name for name in WORKERS if name != building)

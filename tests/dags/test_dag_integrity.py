@@ -90,7 +90,7 @@ def test_workspace_tasks_share_one_pool_and_validate_never_retries(
     assert ingest.get_task("validate").retries == 0
     assert ingest.get_task("ingest").retries == 2
     assert ingest.catchup
-    assert bag.dags["power_train"].get_task("train").pool == "powerops_workspace"
+    assert bag.dags["power_train"].get_task("fit").pool == "powerops_workspace"
     # power_train is scheduled on exactly the Asset that power_ingest's publish updates.
     published = {outlet.uri for outlet in ingest.get_task("publish").outlets}
     assert published == {

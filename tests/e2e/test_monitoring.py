@@ -49,7 +49,7 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     assert not bad.promoted
     registry.promote(params, bad.model_version, "test: a bad model promoted by hand", "test")
 
-    report = monitoring.run(params, date(2007, 3, 20))
+    report = monitoring.monitor(params, date(2007, 3, 20))
     assert report["champion"]["version"] == bad.model_version
     accuracy = next(s for s in report["slos"] if s["name"] == "forecast_accuracy")
     assert accuracy["events"] == 19  # 1..19 March: after the champion's training data
@@ -58,7 +58,7 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     assert report["live"]["benefit_kwh"] < 0  # worse than "same hour last week"
 
     # Running the same date again raises nothing new: alerts are deduplicated.
-    again = monitoring.run(params, date(2007, 3, 20))
+    again = monitoring.monitor(params, date(2007, 3, 20))
     assert again["alerts"]["raised"] == [] and BURN in again["alerts"]["firing"]
     log = alerts.read_log(params.resolve(params.alerts.log))
     assert [e["status"] for e in log if e["key"] == BURN] == ["firing"]
@@ -66,7 +66,7 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     manifest = testset.load_manifest(params)
     assert manifest is not None
     registry.rollback(params, "test: constant forecasts", None, manifest.sha256)
-    after = monitoring.run(params, date(2007, 4, 1))
+    after = monitoring.monitor(params, date(2007, 4, 1))
     assert after["champion"]["version"] == good.model_version
     assert BURN in after["alerts"]["resolved"] and BURN not in after["alerts"]["firing"]
     days = {d["day"]: d["model_version"] for d in after["live"]["days"]}
@@ -95,7 +95,7 @@ def test_replaying_2008_flags_august_and_leaves_ordinary_months_quiet(tmp_path: 
     raised: dict[str, list[str]] = {}
     for month in params.ingest.months[13:]:  # 2008-01 .. 2008-09
         end = month.end
-        report = monitoring.run(params, date(end.year, end.month, end.day))
+        report = monitoring.monitor(params, date(end.year, end.month, end.day))
         raised[str(month)] = [k for k in report["alerts"]["raised"] if k.startswith("drift:")]
         if str(month) == "2008-08":
             august = report

@@ -171,7 +171,7 @@ def test_predict_bad_input_metrics_and_prediction_log(
 
     # Monitoring scores the batch forecasts of its window against the actuals.
     scoring.score(params, date(2007, 3, 20))
-    report = monitoring.run(params, date(2007, 4, 1))
+    report = monitoring.monitor(params, date(2007, 4, 1))
     assert [b["day"] for b in report["batch_forecasts"]] == ["2007-03-20"]
     assert 0 < report["batch_forecasts"][0]["wape"] < 1
 

@@ -22,11 +22,11 @@ def test_each_step_runs_again_without_changing_state(training_workspace: Path) -
     jobs = training.plan(params)
     assert [job.data_version for job in jobs] == [3, 4]
 
-    refs = training.prepare(params, jobs)
+    refs = training.build_table(params, jobs)
     assert [training.Job.from_ref(ref) for ref in refs] == jobs
     training.fit(params, jobs)
     headline = training.evaluate(params, jobs)
-    decisions = training.decide(params, jobs)
+    decisions = training.gate(params, jobs)
     results = training.register(params, jobs, by="test")
     assert [r.model_version for r in results] == ["1", "2"]
     # The gate judged job 2 against job 1's model, the champion it would replace.
@@ -38,10 +38,10 @@ def test_each_step_runs_again_without_changing_state(training_workspace: Path) -
     before = workspace_state(training_workspace)
 
     for again in (
-        training.prepare,
+        training.build_table,
         training.fit,
         training.evaluate,
-        training.decide,
+        training.gate,
         lambda p, j: training.register(p, j, by="test"),
     ):
         again(params, jobs)
@@ -66,7 +66,7 @@ def test_steps_refuse_changed_configuration_and_tampered_files(training_workspac
     jobs = training.plan(params, data_version=3)
     with pytest.raises(training.TrainingError, match="run its earlier steps first"):
         training.fit(params, jobs)
-    training.prepare(params, jobs)
+    training.build_table(params, jobs)
     training.fit(params, jobs)
 
     model = jobs[0].directory(params) / training.MODEL_FILE

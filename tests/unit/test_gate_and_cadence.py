@@ -5,7 +5,7 @@ from pathlib import Path
 from powerops.core.config import load_params
 from powerops.data.catalog import BatchRef, DatasetRecord, VersionRecord
 from powerops.model.forecasting import Evaluation
-from powerops.model.training import config_hash, due_versions, gate
+from powerops.model.training import config_hash, due_versions, gate_verdict
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
@@ -23,13 +23,17 @@ def scores(wape: float, naive: float = 0.60) -> Evaluation:
 
 
 def test_gate_needs_margin_over_seasonal_naive_budget_and_champion() -> None:
-    assert gate(PARAMS, scores(0.44), None)[0]
-    ok, reasons = gate(PARAMS, scores(0.58), None)  # within 5% of seasonal naive (0.57 needed)
+    assert gate_verdict(PARAMS, scores(0.44), None)[0]
+    ok, reasons = gate_verdict(
+        PARAMS, scores(0.58), None
+    )  # within 5% of seasonal naive (0.57 needed)
     assert not ok and reasons[0].startswith("FAIL: wape 0.5800 vs seasonal naive")
-    ok, reasons = gate(PARAMS, scores(0.52, naive=0.90), None)  # beats naive, over budget
+    ok, reasons = gate_verdict(PARAMS, scores(0.52, naive=0.90), None)  # beats naive, over budget
     assert not ok and reasons[1].startswith("FAIL: wape 0.5200 within the error budget")
-    assert gate(PARAMS, scores(0.43), scores(0.44))[0]
-    ok, reasons = gate(PARAMS, scores(0.44), scores(0.44))  # a tie does not replace the champion
+    assert gate_verdict(PARAMS, scores(0.43), scores(0.44))[0]
+    ok, reasons = gate_verdict(
+        PARAMS, scores(0.44), scores(0.44)
+    )  # a tie does not replace the champion
     assert not ok and reasons[2].startswith("FAIL: wape 0.4400 vs champion")
 
 

@@ -80,9 +80,9 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
         job = params.training_dir / f"v000{int(version) + 2}-abc"
         job.mkdir(parents=True)
         record = {
-            "prepare": {"data_version": str(int(version) + 2), "test_set_hash": "f" * 64},
+            "build_table": {"data_version": str(int(version) + 2), "test_set_hash": "f" * 64},
             "evaluate": {"metrics": {"test_wape": wape, "test_seasonal_naive_wape": 0.56}},
-            "decide": {"promote": True},
+            "gate": {"promote": True},
             "register": {"model_version": version},
         }
         (job / "job.json").write_text(json.dumps(record))

@@ -1,9 +1,9 @@
 """Training, evaluation, the promotion gate and registration of dataset versions.
 
 One training is a `Job` (a dataset version under one configuration) taken through five steps:
-`prepare` builds and checks the modelling table and pins (or reads) the test set; `fit` fits
+`build_table` builds and checks the modelling table and pins (or reads) the test set; `fit` fits
 the Pipeline on everything but the test weeks; `evaluate` scores it and the baselines on the
-pinned rows and runs the rolling-origin backtest; `decide` applies the promotion gate; and
+pinned rows and runs the rolling-origin backtest; `gate` applies the promotion rules; and
 `register` logs the run and model to MLflow, registers the version and moves `champion` only
 if the gate said so. Each step keeps its output in the job's directory (`paths.training`), so
 the steps can run as separate Airflow tasks and any of them can run again.
@@ -115,7 +115,7 @@ def read_version(params: Params, version: VersionRecord) -> pd.DataFrame:
         return read(target)
 
 
-def build_table(params: Params, readings: pd.DataFrame, name: str) -> pd.DataFrame:
+def checked_table(params: Params, readings: pd.DataFrame, name: str) -> pd.DataFrame:
     """The modelling table of these readings, checked by the `training_table` suite."""
     from powerops.data.validation import validate_table
 
@@ -147,7 +147,7 @@ def git_commit(root: Path) -> str:
     return f"{head}-dirty" if dirty else head
 
 
-def gate(
+def gate_verdict(
     params: Params, challenger: forecasting.Evaluation, champion: forecasting.Evaluation | None
 ) -> tuple[bool, list[str]]:
     """Promotion rules on the pinned test set; returns the verdict and a reason per rule."""
@@ -206,7 +206,7 @@ def input_example(
 
 
 # --- The training steps ----------------------------------------------------------------------
-# `train` runs plan -> prepare -> fit -> evaluate -> decide -> register in one process (the CLI
+# `train` runs plan -> build_table -> fit -> evaluate -> gate -> register in one process (the CLI
 # and `dvc repro`); power_train runs each step as its own Airflow task. A step takes the jobs,
 # reads what the step before wrote in each job's directory, writes its own output there
 # atomically, and returns small dicts (XCom-sized). Running a step again gives the same state.
@@ -329,8 +329,8 @@ def _load_table(params: Params, job: Job, record: dict[str, Any]) -> pd.DataFram
     import pandas as pd
 
     path = job.directory(params) / TABLE_FILE
-    if not path.is_file() or sha256_file(path) != record["prepare"]["table_sha256"]:
-        raise TrainingError(f"{path} is missing or changed since `prepare`: run it again")
+    if not path.is_file() or sha256_file(path) != record["build_table"]["table_sha256"]:
+        raise TrainingError(f"{path} is missing or changed since `build_table`: run it again")
     return pd.read_parquet(path)
 
 
@@ -338,10 +338,11 @@ def _load_test_set(
     params: Params, record: dict[str, Any]
 ) -> tuple[pd.DataFrame, testset.TestSetManifest]:
     frame, manifest = testset.load(params)
-    if manifest.sha256 != record["prepare"]["test_set_hash"]:
+    if manifest.sha256 != record["build_table"]["test_set_hash"]:
         raise TrainingError(
-            f"the pinned test set changed during this training (was "
-            f"{record['prepare']['test_set_hash'][:12]}, now {manifest.sha256[:12]}): start anew"
+            "the pinned test set changed during this training (was "
+            f"{record['build_table']['test_set_hash'][:12]}, now {manifest.sha256[:12]}): "
+            "start anew"
         )
     return frame, manifest
 
@@ -355,7 +356,7 @@ def _load_model(params: Params, job: Job, record: dict[str, Any]) -> Any:
     return pickle.loads(path.read_bytes())
 
 
-def prepare(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+def build_table(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
     """Build and check each job's modelling table; pin the test set if there is none yet."""
     catalog = Catalog(params.catalog_dir).load(params.dataset.name)
     out = []
@@ -363,7 +364,7 @@ def prepare(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
         started = time.perf_counter()
         version = catalog.version(job.data_version)
         name = f"{params.dataset.name}@{version.version}"
-        table = build_table(params, read_version(params, version), name)
+        table = checked_table(params, read_version(params, version), name)
         if testset.load_manifest(params) is None:
             pinned = testset.pin(table, params, datetime.now(UTC).isoformat(timespec="seconds"))
             log.info("pinned the test set: %d target rows, %s", pinned.target_rows, pinned.sha256)
@@ -386,7 +387,7 @@ def prepare(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             "test_set_version": manifest.version,
             "seconds": time.perf_counter() - started,
         }
-        _save(params, job, "prepare", values)
+        _save(params, job, "build_table", values)
         out.append(job.ref() | {"table_sha256": digest[:16]})
     return out
 
@@ -396,7 +397,7 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
     out = []
     with forecasting.compute_threads(params):
         for job in jobs:
-            record = _step(params, job, "prepare")
+            record = _step(params, job, "build_table")
             started = time.perf_counter()
             table = _load_table(params, job, record)
             _, manifest = _load_test_set(params, record)
@@ -461,7 +462,7 @@ def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
     return out
 
 
-def decide(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
+def gate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
     """The promotion gate, job by job in order: each is judged against the champion it would
     replace, which is the previous job's model if that one passed.
 
@@ -486,7 +487,7 @@ def decide(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                     test_frame, manifest = _load_test_set(params, record)
                     champion = champion_evaluation(params, test_frame, manifest.sha256)
                     champion_known = True
-                promote, verdict = gate(params, challenger, champion)
+                promote, verdict = gate_verdict(params, challenger, champion)
             if promote:
                 champion, champion_known = challenger, True
             values = {
@@ -494,7 +495,7 @@ def decide(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                 "verdict": verdict,
                 "seconds": time.perf_counter() - started,
             }
-            _save(params, job, "decide", values)
+            _save(params, job, "gate", values)
             out.append(job.ref() | {"promote": promote})
     return out
 
@@ -510,9 +511,9 @@ def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
     registry.recover(params)
     registered = _registered(params)
     for job in jobs:
-        record = _step(params, job, "decide")
+        record = _step(params, job, "gate")
         started = time.perf_counter()
-        decision = record["decide"]
+        decision = record["gate"]
         version = registered.get((job.data_version, job.config_hash))
         if version is None:
             version = _log_and_register(params, job, record, by)
@@ -529,18 +530,18 @@ def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
             "; ".join(decision["verdict"]),
         )
         _save(params, job, "register", {"model_version": number, "run_id": version.run_id})
-        seconds = {step: record[step]["seconds"] for step in ("prepare", "fit", "evaluate")}
+        seconds = {step: record[step]["seconds"] for step in ("build_table", "fit", "evaluate")}
         results.append(
             TrainResult(
                 data_version=job.data_version,
                 model_version=number,
                 run_id=str(version.run_id),
-                test_set_hash=record["prepare"]["test_set_hash"],
+                test_set_hash=record["build_table"]["test_set_hash"],
                 metrics=record["evaluate"]["metrics"],
                 promoted=decision["promote"],
                 verdict=decision["verdict"],
                 seconds=seconds
-                | {"decide": decision["seconds"], "register": time.perf_counter() - started},
+                | {"gate": decision["seconds"], "register": time.perf_counter() - started},
             )
         )
     return results
@@ -588,15 +589,15 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    prepared, evaluated, decision = record["prepare"], record["evaluate"], record["decide"]
+    built, evaluated, decision = record["build_table"], record["evaluate"], record["gate"]
     table = _load_table(params, job, record)
     test_frame, manifest = _load_test_set(params, record)
     pipeline = _load_model(params, job, record)
     name = f"{params.dataset.name}@{job.data_version}"
     tags = {
         "data_version": str(job.data_version),
-        "data_content_hash": prepared["data_content_hash"],
-        "data_dvc_md5": prepared["data_dvc_md5"],
+        "data_content_hash": built["data_content_hash"],
+        "data_dvc_md5": built["data_dvc_md5"],
         "test_set_hash": manifest.sha256,
         "test_set_version": str(manifest.version),
         "git_commit": git_commit(params.root),
@@ -624,7 +625,7 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
                 "horizon": params.forecast.horizon,
                 "lags": list(params.forecast.lags),
                 "windows": list(params.forecast.windows),
-                "train_rows": prepared["train_rows"],
+                "train_rows": built["train_rows"],
                 "backtest_cutoff": evaluated["backtest"]["cutoff"],
             }
         )
@@ -695,10 +696,10 @@ def train(
     jobs = plan(params, data_version)
     if not jobs:
         return []
-    prepare(params, jobs)
+    build_table(params, jobs)
     fit(params, jobs)
     evaluate(params, jobs)
-    decide(params, jobs)
+    gate(params, jobs)
     return register(params, jobs, by)
 
 
@@ -724,7 +725,7 @@ def replace_test_set(params: Params, reason: str) -> testset.TestSetManifest:
     record = Catalog(params.catalog_dir).load(params.dataset.name)
     if record.latest is None:
         raise TrainingError(f"dataset {record.name} has no versions yet")
-    table = build_table(params, read_version(params, record.latest), f"{record.name}@latest")
+    table = checked_table(params, read_version(params, record.latest), f"{record.name}@latest")
     manifest = testset.pin(
         table, params, datetime.now(UTC).isoformat(timespec="seconds"), reason, replace=True
     )

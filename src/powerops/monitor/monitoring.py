@@ -399,7 +399,7 @@ def _raise_and_resolve(params: Params, report: dict[str, Any]) -> dict[str, list
 # ---------------------------------------------------------------------------------------------
 
 
-def run(params: Params, today: date) -> dict[str, Any]:
+def monitor(params: Params, today: date) -> dict[str, Any]:
     """Monitor the window before `today`; write the reports; return the report."""
     import numpy as np
     import pandas as pd

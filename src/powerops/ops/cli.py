@@ -191,7 +191,7 @@ def cmd_monitor(params: Params, args: argparse.Namespace) -> int:
 
     today = parse_day(args.date) if args.date else day_after_latest(params)
     try:
-        report = monitoring.run(params, today)
+        report = monitoring.monitor(params, today)
     except monitoring.NoChampionError as exc:
         # Not a failure: `dvc repro` runs this stage before the first model is trained. The
         # stage's output is the reports folder, so it exists either way.

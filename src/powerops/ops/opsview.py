@@ -45,12 +45,12 @@ def gather(params: Params) -> dict[str, Any]:
         models.append(
             {
                 "version": str(record["register"]["model_version"]),
-                "data_version": record["prepare"]["data_version"],
-                "test_set_hash": record["prepare"]["test_set_hash"],
-                "test_set_version": record["prepare"].get("test_set_version"),
+                "data_version": record["build_table"]["data_version"],
+                "test_set_hash": record["build_table"]["test_set_hash"],
+                "test_set_version": record["build_table"].get("test_set_version"),
                 "metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
-                "promoted": record.get("decide", {}).get("promote"),
-                "verdict": record.get("decide", {}).get("verdict", []),
+                "promoted": record.get("gate", {}).get("promote"),
+                "verdict": record.get("gate", {}).get("verdict", []),
             }
         )
     models.sort(key=lambda m: int(m["version"]))
