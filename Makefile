@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo demo-dvc up down test test-cluster lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-opsview lock clean-venv
+.PHONY: demo demo-dvc up down test test-fast test-cluster lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-opsview lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -52,6 +52,11 @@ typecheck: $(VENV)/.installed
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# The inner loop: lint, types and every test not marked slow (the end-to-end ones through the
+# real stack, which `make test` and CI still run).
+test-fast: lint typecheck
+	$(BIN)/pytest -m "not slow" --durations=5
 
 # The cluster profile against real PostgreSQL and Redis servers (Debian's packages, installed
 # by scripts/cluster_packages.sh when missing; started and stopped by the tests).

@@ -40,6 +40,9 @@ from powerops.model import registry
 from powerops.ops import cluster, shared
 from tests.conftest import REPO, make_training_workspace, set_params, use_remote, wait_for
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 WORKERS = ("w1", "w2")
 ARTIFACTS = Path(os.environ.get("POWEROPS_TEST_ARTIFACTS", REPO / ".run" / "test-artifacts"))
 AIRFLOW = str(Path(sys.executable).parent / "airflow")

@@ -47,6 +47,9 @@ from tests.conftest import (
     use_remote,
 )
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 # Rounds of the race for the next head: main's check-then-move let both writers win 12-22%.
 HEAD_ROUNDS = 100
 

@@ -13,12 +13,16 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from powerops.core.config import load_params
 from powerops.data.catalog import Catalog
 from powerops.model import registry, testset
 from tests.conftest import make_training_workspace, run, workspace_state
+
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def models(workspace: Path) -> list[tuple[str | None, str | None, dict[str, float]]]:

@@ -28,6 +28,9 @@ from powerops.model import registry
 from powerops.ops import stack
 from tests.conftest import REPO, wait_for, workspace_state
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 # Where the browser test keeps its screenshots (kept after the run; .run/ is not committed).
 ARTIFACTS = Path(os.environ.get("POWEROPS_TEST_ARTIFACTS", REPO / ".run" / "test-artifacts"))
 # Headless, and no background connections: this machine's network is closed.

@@ -2,10 +2,15 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
 from powerops.core.config import load_params
 from powerops.data.source import SourceFeed
 from powerops.data.validation import validate_frame
 from tests.conftest import REPO
+
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def test_every_real_month_passes_raw_batch() -> None:

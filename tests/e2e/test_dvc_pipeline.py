@@ -5,12 +5,16 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from powerops.core.config import load_params
 from powerops.data.catalog import Catalog
 from powerops.data.datasets import content_hash, manifest
 from tests.conftest import make_workspace, run
+
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def set_through(workspace: Path, month: str) -> None:

@@ -11,12 +11,17 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from powerops.core import alerts
 from powerops.core.config import load_params
 from powerops.data import stages
 from powerops.model import registry, testset, training
 from powerops.monitor import monitoring
 from tests.conftest import REPO, make_workspace, set_params
+
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 BURN = "slo:forecast_accuracy:fast_burn"
 

@@ -33,6 +33,9 @@ from powerops.monitor import monitoring
 from powerops.serve import predictionlog, scoring
 from tests.conftest import set_params
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def request_rows(first_day: str = "2007-03-10", forecast_hours: int = 24) -> list[dict[str, Any]]:
     """Eight days of real history from the workspace's dataset, then hours to forecast."""

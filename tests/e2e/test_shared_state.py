@@ -28,6 +28,9 @@ from tests.conftest import (
     use_remote,
 )
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 # Rounds of the races below. Main's check-then-move let both writers win some rounds of every
 # run measured (about 15% of the head rounds, 9% of the push rounds, varying with the load).
 HEAD_ROUNDS = 200

@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from powerops.core.config import load_params
 from powerops.model import registry, testset
 from tests.conftest import run, set_params
+
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def test_lifecycle_gate_crippled_challenger_rollback_and_lineage(training_workspace: Path) -> None:

@@ -13,6 +13,9 @@ from powerops.data import stages
 from powerops.model import registry, training
 from tests.conftest import set_params, workspace_state
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_each_step_runs_again_without_changing_state(training_workspace: Path) -> None:
     params = load_params(training_workspace / "params.yaml")

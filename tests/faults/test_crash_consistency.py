@@ -27,6 +27,9 @@ from tests.faults.conftest import (
     registry_state,
 )
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained_reference(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:

@@ -20,6 +20,9 @@ from powerops.serve import scoring
 from tests.conftest import VENV_BIN, set_params, wait_for
 from tests.faults.conftest import copy, params_of, powerops, registry_state
 
+# Through the real stack: `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 # Fail at once instead of retrying a refused connection for minutes (MLflow's defaults).
 NO_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
