@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
     from powerops.core.config import Params
 
-TABLE_COLUMNS = ("timestamp", "load_kw", "coverage")
+# The target column every later step reads: the mean load of each period, in kW.
+TARGET = "load_kw"
+TABLE_COLUMNS = ("timestamp", TARGET, "coverage")
 
 
 def modelling_table(
@@ -32,7 +34,7 @@ def modelling_table(
     per_period = pd.Timedelta(frequency) / pd.Timedelta(reading_frequency)
     table = pd.DataFrame(
         {
-            "load_kw": resampled.mean(),
+            TARGET: resampled.mean(),
             "coverage": resampled.count() / per_period,
         }
     )

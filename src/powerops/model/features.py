@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+import dateutil.easter
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -48,10 +49,11 @@ from pandas.tseries.offsets import Day, Tick
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from powerops.data.table import TARGET
+
 __all__ = [
     "CalendarFeatures",
     "OriginLagFeatures",
-    "easter_sunday",
     "forecast_origin",
     "french_holidays",
 ]
@@ -61,25 +63,9 @@ _NS_PER_HOUR = 3_600_000_000_000
 _NS_PER_DAY = 24 * _NS_PER_HOUR
 
 
-def easter_sunday(year: int) -> datetime.date:
-    """Gregorian Easter Sunday of `year` (the anonymous Gregorian, or Meeus/Jones/Butcher,
-    algorithm)."""
-    a = year % 19
-    b, c = divmod(year, 100)
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    el = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * el) // 451
-    month, day = divmod(h + el - 7 * m + 114, 31)
-    return datetime.date(year, month, day + 1)
-
-
 def french_holidays(year: int) -> set[datetime.date]:
     """The eleven French public holidays of `year` (fewer dates when two coincide)."""
-    easter = easter_sunday(year)
+    easter = dateutil.easter.easter(year)
     fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)]
     movable = [1, 39, 50]  # Easter Monday, Ascension Thursday, Whit Monday
     return {datetime.date(year, month, day) for month, day in fixed} | {
@@ -283,7 +269,7 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         timestamp_column: str = "timestamp",
-        target_column: str = "load_kw",
+        target_column: str = TARGET,
         frequency: str = "1h",
         horizon: int = 24,
         lags: Sequence[int] = (24, 48, 168),

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+from powerops.data.table import TARGET
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-TARGET = "load_kw"
 BASELINES = ("seasonal_naive", "persistence")
 MIN_TRAINING_ROWS = 100
 

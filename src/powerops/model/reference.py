@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+from powerops.data.table import TARGET
 from powerops.model import drift, features
-from powerops.model.forecasting import TARGET
 from powerops.model.skew import frame_schema
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from powerops.core.storage import (
 from powerops.data import dvcstore
 from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.data.datasets import batch_files, content_hash, manifest
-from powerops.data.table import table_for
+from powerops.data.table import TARGET, table_for
 from powerops.model import features, forecasting, reference, registry, testset
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def input_example(
 
     first_origin = pd.Timestamp(manifest.weeks[0])
     block = pd.Timedelta(params.table.frequency) * params.forecast.horizon
-    rows = test_frame[test_frame["timestamp"] < first_origin + block][["timestamp", "load_kw"]]
+    rows = test_frame[test_frame["timestamp"] < first_origin + block][["timestamp", TARGET]]
     return rows.tail(params.forecast.lookback + params.forecast.horizon).reset_index(drop=True)
 
 
@@ -631,7 +631,7 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
         )
         mlflow.log_metrics(evaluated["metrics"])
         mlflow.log_input(
-            from_pandas(table, source=str(params.dataset_dir), name=name, targets="load_kw"),
+            from_pandas(table, source=str(params.dataset_dir), name=name, targets=TARGET),
             context="training",
         )
         mlflow.log_input(
@@ -639,7 +639,7 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
                 test_frame,
                 source=str(testset.paths(params)[0]),
                 name=f"pinned_test_set@{manifest.version}",
-                targets="load_kw",
+                targets=TARGET,
             ),
             context="testing",
         )

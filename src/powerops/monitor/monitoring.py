@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 from powerops.core import alerts
 from powerops.core.config import Params, SloConfig
 from powerops.core.storage import atomic_write_text
+from powerops.data.table import TARGET
 from powerops.model import drift, registry
-from powerops.model.forecasting import TARGET
 from powerops.model.reference import PREDICTION, Reference
 
 if TYPE_CHECKING:
@@ -579,7 +579,7 @@ def score_batch_forecasts(
         known = ~pd.isna(truth)
         if not known.any():
             continue
-        error = abs(forecast["load_kw"].to_numpy()[known] - truth[known]).sum()
+        error = abs(forecast[TARGET].to_numpy()[known] - truth[known]).sum()
         total = abs(truth[known]).sum()
         scored.append(
             {

@@ -9,6 +9,8 @@ from datetime import date
 from typing import Any
 
 from powerops.core.config import Params
+from powerops.data.table import TARGET
+from powerops.model.reference import PREDICTION
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -67,7 +69,7 @@ def _drift_over_time(history: dict[str, Any], threshold: float) -> str:
         return "<p class=muted>No history yet.</p>"
     fig, ax = _figure()
     runs = [history[d.isoformat()]["drift"] for d in dates]
-    for column in ("load_kw", "prediction"):
+    for column in (TARGET, PREDICTION):
         ax.plot(dates, [r.get(column) for r in runs], marker=".", label=column)
     features = [
         max((v for k, v in r.items() if k.startswith("history__")), default=None) for r in runs

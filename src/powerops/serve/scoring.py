@@ -23,6 +23,7 @@ from typing import Any
 
 from powerops.core.config import Params
 from powerops.core.storage import atomic_path
+from powerops.data.table import TARGET
 from powerops.model import registry
 from powerops.serve import predictionlog
 
@@ -65,7 +66,7 @@ def score(params: Params, day: date) -> BatchForecast:
     history = table_for(params, readings)
     period = pd.Timedelta(params.table.frequency)
     hours = pd.date_range(midnight, midnight + timedelta(days=1), freq=period, inclusive="left")
-    ahead = pd.DataFrame({"timestamp": hours, "load_kw": float("nan"), "coverage": 1.0})
+    ahead = pd.DataFrame({"timestamp": hours, TARGET: float("nan"), "coverage": 1.0})
     frame = pd.concat([history, ahead.astype(history.dtypes.to_dict())], ignore_index=True)
     pipeline = load_pipeline(params, champion)
     with compute_threads(params):
@@ -75,7 +76,7 @@ def score(params: Params, day: date) -> BatchForecast:
     out = pd.DataFrame(
         {
             "timestamp": hours,
-            "load_kw": values,
+            TARGET: values,
             "model_version": version,
             "made_at": made_at.isoformat(timespec="seconds"),
         }

@@ -43,6 +43,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from powerops.core.config import Params
+from powerops.data.table import TARGET
 from powerops.model import registry, skew
 from powerops.serve import predictionlog
 from powerops.serve.flatforest import MAX_ROWS, FlatForest
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TARGET = "load_kw"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by `serve` for several workers
 PARAMS_ENV = "POWEROPS_SERVE_PARAMS"  # the params, as JSON, for each worker process
 INLINE_BYTES = 64_000  # bodies up to this size (~900 rows) are answered on the event loop
