@@ -34,8 +34,23 @@ import yaml
 from powerops.core.config import Params, load_params
 from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.model import registry
-from powerops.monitor import monitoring
+from powerops.monitor import alerting, monitoring
 from powerops.monitor import report as monitor_report
+from powerops.monitor.result import (
+    AlertChanges,
+    Burn,
+    ChampionInfo,
+    DataInfo,
+    Distribution,
+    Drift,
+    DriftColumn,
+    Live,
+    MonitorReport,
+    Outliers,
+    Schema,
+    SloStatus,
+    Window,
+)
 from powerops.ops import opsview
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +133,7 @@ def build(params: Params) -> None:
             ),
         )
     days = [date(2007, 1, 1) + timedelta(days=d) for d in range(1461)]
-    events = {"data_days": {}}
+    events: dict[str, Any] = {"data_days": {}, "log_days": {}, "runs": {}}
     for day in days:
         actual = float(rng.uniform(20, 40))
         error = actual * float(rng.uniform(0.2, 0.9))
@@ -141,60 +156,92 @@ def build(params: Params) -> None:
         }
     edges = list(np.linspace(0, 5, 41))
     shape = {"edges": edges, "reference": [1 / 40] * 40, "current": [1 / 40] * 40}
-    report: dict[str, Any] = {
-        "date": "2010-12-01",
-        "window": {"start": "2010-11-01T00:00:00", "end": "2010-12-01T00:00:00"},
-        "champion": {"training_end": "2010-08-31T23:00:00"},
-        "slos": [
-            {
-                "name": s.name,
-                "description": s.description,
-                "objective": s.objective,
-                "sli": 0.9,
-                "events": 30,
-                "budget_remaining": 0.5,
-                "burn": [
-                    {
-                        "rule": r.name,
-                        "severity": r.severity,
-                        "threshold": r.burn_rate,
-                        "long_days": r.long_days,
-                        "short_days": r.short_days,
-                        "long_burn": 0.5,
-                        "short_burn": 0.2,
-                        "firing": False,
-                    }
+    report = MonitorReport(
+        date="2010-12-01",
+        window=Window(start="2010-11-01T00:00:00", end="2010-12-01T00:00:00"),
+        champion=ChampionInfo(
+            version="16",
+            data_version="46",
+            test_wape="0.4400",
+            training_end="2010-08-31T23:00:00",
+            age_days=91.0,
+        ),
+        data=DataInfo(
+            hours=720, latest_reading="2010-11-30T23:59:00", age_days=0.0, quarantined=[]
+        ),
+        drift=Drift(
+            seasons=[10, 11, 12],
+            note=None,
+            columns=[
+                DriftColumn(
+                    column=c,
+                    group="features",
+                    psi=0.1,
+                    wasserstein=0.2,
+                    drifted=False,
+                    reference_rows=2000,
+                    current_rows=720,
+                    reference_mean=1.0,
+                    current_mean=1.1,
+                )
+                for c in columns
+            ],
+            drifted=[],
+            feature_share=params.monitor.drift.feature_share,
+            distributions={c: Distribution.model_validate(shape) for c in columns},
+        ),
+        outliers=Outliers(hours=720, outliers=7, rate=0.01, training_rate=0.01),
+        schema=Schema(issues=[]),
+        log={},
+        live=Live(
+            days=[],
+            out_of_sample_after="2010-08-31T23:00:00",
+            wape=0.45,
+            naive_wape=0.6,
+            benefit_kwh=120.0,
+            benefit_money=30.0,
+            currency="EUR",
+        ),
+        batch_forecasts=[],
+        slos=[
+            SloStatus(
+                name=s.name,
+                indicator=s.indicator,
+                description=s.description,
+                objective=s.objective,
+                threshold=s.threshold,
+                sli=0.9,
+                events=30,
+                bad=3,
+                budget_remaining=0.5,
+                burn=[
+                    Burn(
+                        rule=r.name,
+                        severity=r.severity,
+                        threshold=r.burn_rate,
+                        long_days=r.long_days,
+                        short_days=r.short_days,
+                        long_burn=0.5,
+                        short_burn=0.2,
+                        firing=False,
+                    )
                     for r in params.monitor.burn_rules
                 ],
-            }
+            )
             for s in params.monitor.slos
         ],
-        "live": {
-            "days": [{}] * 30,
-            "wape": 0.45,
-            "naive_wape": 0.6,
-            "benefit_kwh": 120.0,
-            "benefit_money": 30.0,
-            "currency": "EUR",
-        },
-        "drift": {
-            "columns": [
-                {"column": c, "psi": 0.1, "wasserstein": 0.2, "drifted": False} for c in columns
-            ],
-            "distributions": {c: shape for c in columns},
-            "drifted": [],
-        },
-    }
+        alerts=AlertChanges(firing=[], raised=[], resolved=[]),
+    )
     latest = params.monitor_reports_dir / monitoring.LATEST
     latest.mkdir(parents=True)
-    (latest / "report.json").write_text(json.dumps(report))
+    (latest / "report.json").write_text(report.to_json())
     plots = monitor_report.figures(report, history, events, params)
     (latest / monitoring.FIGURES_FILE).write_text(json.dumps(plots))
     alerts = {
         f"drift:{k}": {"severity": "warning", "since": "2010-12-01", "summary": "drifted"}
         for k in ("data", "prediction")
     }
-    (params.monitor_reports_dir / monitoring.ALERT_STATE_FILE).write_text(json.dumps(alerts))
+    (params.monitor_reports_dir / alerting.ALERT_STATE_FILE).write_text(json.dumps(alerts))
 
 
 def read_files(params: Params) -> int:

@@ -75,10 +75,10 @@ def power_monitor() -> None:
         for line in monitoring.summary_lines(report):
             print(line)
         return {
-            "date": report["date"],
-            "drifted": report["drift"]["drifted"],
-            "firing": report["alerts"]["firing"],
-            "report": f"{config.monitor_reports_dir}/{report['date']}/report.html",
+            "date": report.date,
+            "drifted": report.drift.drifted,
+            "firing": report.alerts.firing,
+            "report": f"{config.monitor_reports_dir}/{report.date}/report.html",
         }
 
     monitor()

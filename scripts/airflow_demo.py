@@ -94,7 +94,7 @@ def summary(params: Any, seconds: float) -> None:
     from powerops.data.catalog import Catalog
     from powerops.data.quarantine import Quarantine
     from powerops.model import registry, testset
-    from powerops.monitor import monitoring
+    from powerops.monitor import alerting, monitoring
 
     record = Catalog(params.catalog_dir).load(params.dataset.name)
     latest = record.latest
@@ -133,7 +133,7 @@ def summary(params: Any, seconds: float) -> None:
     ]
     raised: dict[str, list[str]] = {}
     for event in events:
-        if event["source"] == monitoring.SOURCE:
+        if event["source"] == alerting.SOURCE:
             raised.setdefault(event["details"]["date"], []).append(event["key"])
     print(
         "monitoring alerts raised: "

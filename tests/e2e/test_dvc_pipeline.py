@@ -50,7 +50,7 @@ def test_repro_versions_noop_append_and_restore(workspace: Path) -> None:
 
     # A code change makes exactly the stages that import the module out of date (the unit test
     # tests/unit/test_stage_deps.py keeps dvc.yaml's deps complete for every module).
-    drift = workspace / "src" / "powerops" / "drift.py"
+    drift = workspace / "src" / "powerops" / "model" / "drift.py"
     original = drift.read_bytes()
     drift.write_bytes(original + b"\n# changed\n")
     status = json.loads(run(["dvc", "status", "--json"], workspace).stdout)

@@ -55,16 +55,16 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     registry.promote(params, bad.model_version, "test: a bad model promoted by hand", "test")
 
     report = monitoring.monitor(params, date(2007, 3, 20))
-    assert report["champion"]["version"] == bad.model_version
-    accuracy = next(s for s in report["slos"] if s["name"] == "forecast_accuracy")
-    assert accuracy["events"] == 19  # 1..19 March: after the champion's training data
-    assert accuracy["bad"] >= 17  # a constant 3 kW is right on a busy day or two
-    assert BURN in report["alerts"]["raised"]
-    assert report["live"]["benefit_kwh"] < 0  # worse than "same hour last week"
+    assert report.champion.version == bad.model_version
+    accuracy = next(s for s in report.slos if s.name == "forecast_accuracy")
+    assert accuracy.events == 19  # 1..19 March: after the champion's training data
+    assert accuracy.bad >= 17  # a constant 3 kW is right on a busy day or two
+    assert BURN in report.alerts.raised
+    assert report.live.benefit_kwh < 0  # worse than "same hour last week"
 
     # Running the same date again raises nothing new: alerts are deduplicated.
     again = monitoring.monitor(params, date(2007, 3, 20))
-    assert again["alerts"]["raised"] == [] and BURN in again["alerts"]["firing"]
+    assert again.alerts.raised == [] and BURN in again.alerts.firing
     log = alerts.read_log(params.resolve(params.alerts.log))
     assert [e["status"] for e in log if e["key"] == BURN] == ["firing"]
 
@@ -72,9 +72,9 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     assert manifest is not None
     registry.rollback(params, "test: constant forecasts", None, manifest.sha256)
     after = monitoring.monitor(params, date(2007, 4, 1))
-    assert after["champion"]["version"] == good.model_version
-    assert BURN in after["alerts"]["resolved"] and BURN not in after["alerts"]["firing"]
-    days = {d["day"]: d["model_version"] for d in after["live"]["days"]}
+    assert after.champion.version == good.model_version
+    assert BURN in after.alerts.resolved and BURN not in after.alerts.firing
+    days = {d.day: d.model_version for d in after.live.days}
     # Days keep the champion that forecast them: the rollback shows in the days after it.
     assert days["2007-03-19"] == bad.model_version
     assert days["2007-03-31"] == good.model_version
@@ -101,12 +101,14 @@ def test_replaying_2008_flags_august_and_leaves_ordinary_months_quiet(tmp_path: 
     for month in params.ingest.months[13:]:  # 2008-01 .. 2008-09
         end = month.end
         report = monitoring.monitor(params, date(end.year, end.month, end.day))
-        raised[str(month)] = [k for k in report["alerts"]["raised"] if k.startswith("drift:")]
+        raised[str(month)] = [k for k in report.alerts.raised if k.startswith("drift:")]
         if str(month) == "2008-08":
             august = report
     print("drift alerts raised per month:", raised)
     assert raised["2008-08"] and "drift:data" in raised["2008-08"]
-    assert "load_kw" in august["drift"]["drifted"]
-    assert august["live"]["wape"] > august["live"]["naive_wape"]  # nobody home to forecast
+    assert "load_kw" in august.drift.drifted
+    live = august.live
+    assert live.wape is not None and live.naive_wape is not None
+    assert live.wape > live.naive_wape  # nobody home to forecast
     quiet = {month: keys for month, keys in raised.items() if month != "2008-08"}
     assert all(keys == [] for keys in quiet.values()), quiet

@@ -29,7 +29,7 @@ import pytest
 from powerops.core.config import Params, load_params
 from powerops.data import stages
 from powerops.model import registry, testset, training
-from powerops.monitor import monitoring
+from powerops.monitor import events, monitoring
 from powerops.serve import predictionlog, scoring
 from tests.conftest import set_params
 
@@ -152,13 +152,13 @@ def test_predict_bad_input_metrics_and_prediction_log(
     served = logged[logged["status"] == 200]
     assert list(served["rows"]) == [216, 216]
     pipeline = serving.load(params, champion).pipeline
-    days = monitoring.log_indicators(
+    days = events.log_indicators(
         params, now - timedelta(hours=1), now + timedelta(minutes=1), pipeline
     )
     day = days[str(now.date())]
-    assert day["feature_skew"] == {"rows": 48, "bad": 0}
-    assert day["schema"]["bad"] == 5 and day["schema"]["fields"]["coverage"] == 1
-    assert day["latency"]["events"] == 2
+    assert (day.feature_skew.rows, day.feature_skew.bad) == (48, 0)
+    assert day.schema_.bad == 5 and day.schema_.fields["coverage"] == 1
+    assert day.latency.events == 2
 
     # power_score's batch forecast: the day after the data, versioned, logged, idempotent.
     batch = scoring.score(params, date(2026, 11, 28))
@@ -175,8 +175,9 @@ def test_predict_bad_input_metrics_and_prediction_log(
     # Monitoring scores the batch forecasts of its window against the actuals.
     scoring.score(params, date(2007, 3, 20))
     report = monitoring.monitor(params, date(2007, 4, 1))
-    assert [b["day"] for b in report["batch_forecasts"]] == ["2007-03-20"]
-    assert 0 < report["batch_forecasts"][0]["wape"] < 1
+    assert [b.day for b in report.batch_forecasts] == ["2007-03-20"]
+    wape = report.batch_forecasts[0].wape
+    assert wape is not None and 0 < wape < 1
 
 
 def free_port() -> int:

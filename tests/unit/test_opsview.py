@@ -11,7 +11,7 @@ from fastapi import Request
 
 from powerops.core.config import Params, load_params
 from powerops.model import registry
-from powerops.monitor import monitoring
+from powerops.monitor import alerting, monitoring
 from powerops.ops import opsview
 from tests.conftest import REPO
 
@@ -25,15 +25,77 @@ def slo(name: str, budget: float | None, firing: bool = False) -> dict[str, obje
     burn = {"severity": "critical", "threshold": 3.5, "long_days": 7, "short_days": 2}
     return {
         "name": name,
+        "indicator": "live_wape",
         "description": f"{name} objective",
         "objective": 0.8,
+        "threshold": 0.7,
         "sli": 0.75,
         "events": 20,
+        "bad": 5,
         "budget_remaining": budget,
         "burn": [
             burn | {"rule": "fast_burn", "long_burn": 4.0, "short_burn": 5.0, "firing": firing}
         ],
     }
+
+
+def drift_column(name: str, psi: float, wasserstein: float, drifted: bool) -> dict[str, object]:
+    return {
+        "column": name,
+        "group": "target",
+        "psi": psi,
+        "wasserstein": wasserstein,
+        "drifted": drifted,
+        "reference_rows": 100,
+        "current_rows": 100,
+        "reference_mean": 1.0,
+        "current_mean": 1.5,
+    }
+
+
+def a_report(**sections: object) -> dict[str, object]:
+    """A complete monitoring report (a valid MonitorReport) with `sections` replaced."""
+    report: dict[str, object] = {
+        "date": "2008-09-01",
+        "window": {"start": "2008-08-02T00:00:00", "end": "2008-09-01T00:00:00"},
+        "champion": {
+            "version": "1",
+            "data_version": "3",
+            "test_wape": "0.4400",
+            "training_end": "2007-12-31T23:00:00",
+            "age_days": 245.0,
+        },
+        "data": {
+            "hours": 720,
+            "latest_reading": "2008-08-31T23:59:00",
+            "age_days": 0.0,
+            "quarantined": [],
+        },
+        "drift": {
+            "seasons": [7, 8, 9],
+            "note": None,
+            "columns": [],
+            "drifted": [],
+            "feature_share": 0.5,
+            "distributions": {},
+        },
+        "outliers": {"hours": 720, "outliers": 7, "rate": 0.01, "training_rate": 0.01},
+        "schema": {"issues": []},
+        "log": {},
+        "live": {
+            "days": [],
+            "out_of_sample_after": "2007-12-31T23:00:00",
+            "wape": None,
+            "naive_wape": None,
+            "benefit_kwh": 0.0,
+            "benefit_money": 0.0,
+            "currency": "EUR",
+        },
+        "batch_forecasts": [],
+        "slos": [],
+        "alerts": {"firing": [], "raised": [], "resolved": []},
+    }
+    return report | sections
 
 
 def test_an_empty_workspace_says_what_is_missing(params: Params) -> None:
@@ -46,28 +108,20 @@ def test_an_empty_workspace_says_what_is_missing(params: Params) -> None:
 def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: Params) -> None:
     latest = params.monitor_reports_dir / monitoring.LATEST
     latest.mkdir(parents=True)
-    report = {
-        "date": "2008-09-01",
-        "window": {"start": "2008-08-02T00:00:00", "end": "2008-09-01T00:00:00"},
-        "champion": {"training_end": "2007-12-31T23:00:00"},
-        "slos": [slo("forecast_accuracy", -2e-16, firing=True), slo("input_schema", 0.5)],
-        "live": {
-            "days": [{}] * 30,
-            "wape": 0.925,
-            "naive_wape": 0.811,
-            "benefit_kwh": -22.0,
-            "benefit_money": -5.5,
-            "currency": "EUR",
-        },
-        "drift": {
-            "columns": [{"column": "load_kw", "psi": 1.2, "wasserstein": 0.71, "drifted": True}]
-        },
-    }
+    live = {"wape": 0.925, "naive_wape": 0.811, "benefit_kwh": -22.0, "benefit_money": -5.5}
+    report = a_report(
+        date="2008-09-01",
+        window={"start": "2008-08-02T00:00:00", "end": "2008-09-01T00:00:00"},
+        slos=[slo("forecast_accuracy", -2e-16, firing=True), slo("input_schema", 0.5)],
+        live=a_report()["live"] | live,
+        drift=a_report()["drift"]
+        | {"columns": [drift_column("load_kw", 1.2, 0.71, True)], "drifted": ["load_kw"]},
+    )
     (latest / "report.json").write_text(json.dumps(report))
     plot = "<svg id=live-plot></svg>"
     (latest / monitoring.FIGURES_FILE).write_text(json.dumps({"live_error": plot}))
     alert = {"severity": "critical", "since": "2008-09-01", "summary": "budget burning"}
-    state = params.monitor_reports_dir / monitoring.ALERT_STATE_FILE
+    state = params.monitor_reports_dir / alerting.ALERT_STATE_FILE
     state.write_text(json.dumps({"slo:forecast_accuracy:fast_burn": alert}))
     for move in (
         registry.AliasMove("t1", "m", "champion", None, "1", "gate passed", "airflow"),
@@ -94,7 +148,7 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
     assert "5.00 (2 d) / 4.00 (7 d), alert at 3.5x <b class=bad>firing</b>" in page
     assert "slo:forecast_accuracy:fast_burn" in page and "budget burning" in page
     assert plot in page  # the monitor run's plot, inlined as it was drawn
-    assert "-22.0 kWh = -5.50 EUR" in page
+    assert "-22.0 kWh = -5.50 EUR" in page and "live WAPE 0.925 against 0.811" in page
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert '<option value="2">v2</option>' in page  # a rollback target other than the champion

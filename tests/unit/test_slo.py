@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from powerops.core.config import Params, load_params
-from powerops.monitor.monitoring import evaluate_slos
+from powerops.monitor.result import SloStatus
+from powerops.monitor.slo import evaluate_slos
 from tests.conftest import REPO
 
 
@@ -31,8 +32,8 @@ def events(wapes: dict[date, float], ages: dict[date, float] | None = None) -> d
     return {"data_days": days, "log_days": {}, "runs": runs}
 
 
-def slo(report: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return next(s for s in report if s["name"] == name)
+def slo(report: list[SloStatus], name: str) -> dict[str, Any]:
+    return next(s for s in report if s.name == name).model_dump()
 
 
 def rules(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -86,8 +87,8 @@ def test_a_short_burst_does_not_page(repo_params: Params) -> None:
 def test_no_events_means_no_verdict(repo_params: Params) -> None:
     result = evaluate_slos(repo_params, events({}), START, START)
     for entry in result:
-        assert entry["sli"] is None and entry["budget_remaining"] is None
-        assert not any(r["firing"] for r in entry["burn"])
+        assert entry.sli is None and entry.budget_remaining is None
+        assert not any(r.firing for r in entry.burn)
 
 
 def test_freshness_counts_monitor_runs_up_to_the_run_date(repo_params: Params) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from powerops.core.config import Params
 from powerops.data.table import TARGET
 from powerops.model.reference import PREDICTION
+from powerops.monitor.result import MonitorReport
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -48,14 +49,13 @@ def _dates(ax: Any) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
 
 
-def _distribution_plots(report: dict[str, Any]) -> str:
+def _distribution_plots(report: MonitorReport) -> str:
     parts = []
-    drifted = set(report["drift"]["drifted"])
-    for column, data in report["drift"]["distributions"].items():
+    drifted = set(report.drift.drifted)
+    for column, data in report.drift.distributions.items():
         fig, ax = _figure(3.6, 2.4)
-        edges = data["edges"]
-        ax.stairs(data["reference"], edges, label="reference (same season)", color="#888")
-        ax.stairs(data["current"], edges, label="current window", color="#c0392b")
+        ax.stairs(data.reference, data.edges, label="reference (same season)", color="#888")
+        ax.stairs(data.current, data.edges, label="current window", color="#c0392b")
         ax.set_title(column + (" (drifted)" if column in drifted else ""), fontsize=9)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
@@ -157,21 +157,21 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
     return format(value, spec) if isinstance(value, float) else html.escape(str(value))
 
 
-def _slo_table(report: dict[str, Any]) -> str:
+def _slo_table(report: MonitorReport) -> str:
     rows = []
-    for slo in report["slos"]:
-        remaining = slo["budget_remaining"]
+    for slo in report.slos:
+        remaining = slo.budget_remaining
         css = "bad" if remaining is not None and remaining < 0 else "ok"
         burns = "<br>".join(
-            f"{'<b class=bad>FIRING</b> ' if r['firing'] else ''}{r['rule']}: "
-            f"{_fmt(r['long_burn'], '.2f')}x / {r['long_days']} d, "
-            f"{_fmt(r['short_burn'], '.2f')}x / {r['short_days']} d (>= {r['threshold']}x)"
-            for r in slo["burn"]
+            f"{'<b class=bad>FIRING</b> ' if r.firing else ''}{r.rule}: "
+            f"{_fmt(r.long_burn, '.2f')}x / {r.long_days} d, "
+            f"{_fmt(r.short_burn, '.2f')}x / {r.short_days} d (>= {r.threshold}x)"
+            for r in slo.burn
         )
         rows.append(
-            f"<tr><td>{html.escape(slo['name'])}<br><span class=muted>"
-            f"{html.escape(slo['description'])}</span></td><td>{slo['objective']:.0%}</td>"
-            f"<td>{_fmt(slo['sli'], '.2%')}</td><td>{slo['bad']} / {slo['events']}</td>"
+            f"<tr><td>{html.escape(slo.name)}<br><span class=muted>"
+            f"{html.escape(slo.description)}</span></td><td>{slo.objective:.0%}</td>"
+            f"<td>{_fmt(slo.sli, '.2%')}</td><td>{slo.bad} / {slo.events}</td>"
             f"<td class={css}>{_fmt(remaining, '.0%')}</td><td>{burns}</td></tr>"
         )
     return (
@@ -180,13 +180,13 @@ def _slo_table(report: dict[str, Any]) -> str:
     )
 
 
-def _drift_table(report: dict[str, Any]) -> str:
+def _drift_table(report: MonitorReport) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(r['column'])}</td><td>{r['group']}</td><td>{r['psi']:.3f}</td>"
-        f"<td>{r['wasserstein']:.3f}</td><td>{r['reference_mean']:.3f}</td>"
-        f"<td>{r['current_mean']:.3f}</td>"
-        + ("<td class=bad>drifted</td></tr>" if r["drifted"] else "<td class=ok>ok</td></tr>")
-        for r in report["drift"]["columns"]
+        f"<tr><td>{html.escape(r.column)}</td><td>{r.group}</td><td>{r.psi:.3f}</td>"
+        f"<td>{r.wasserstein:.3f}</td><td>{r.reference_mean:.3f}</td>"
+        f"<td>{r.current_mean:.3f}</td>"
+        + ("<td class=bad>drifted</td></tr>" if r.drifted else "<td class=ok>ok</td></tr>")
+        for r in report.drift.columns
     )
     return (
         "<table><tr><th>column</th><th>kind</th><th>PSI</th><th>Wasserstein / std</th>"
@@ -195,7 +195,7 @@ def _drift_table(report: dict[str, Any]) -> str:
 
 
 def figures(
-    report: dict[str, Any], history: dict[str, Any], events: dict[str, Any], params: Params
+    report: MonitorReport, history: dict[str, Any], events: dict[str, Any], params: Params
 ) -> dict[str, str]:
     """The report's plots as inline SVG (or a note where there is nothing to plot yet). The
     monitor run stores them beside the report, so the Airflow view shows them without
@@ -209,66 +209,79 @@ def figures(
     }
 
 
-def render(report: dict[str, Any], plots: dict[str, str], params: Params) -> str:
+def render(report: MonitorReport, plots: dict[str, str], params: Params) -> str:
     """The whole report page, with the plots `figures` made."""
-    champion, data, live = report["champion"], report["data"], report["live"]
-    drift_config = params.monitor.drift
-    alerts = report["alerts"]
-    firing = ", ".join(alerts["firing"]) or "none"
-    live_line = (
-        f"live WAPE {live['wape']:.3f} against seasonal naive {live['naive_wape']:.3f} over "
-        f"{len(live['days'])} days after the champion's training data; error avoided "
-        f"{live['benefit_kwh']:,.1f} kWh = {live['benefit_money']:,.2f} {live['currency']}"
-        if live["wape"] is not None
-        else "no day after the champion's training data has actuals in this window"
-    )
-    note = report["drift"]["note"]
-    schema = "; ".join(report["schema"]["issues"]) or "matches"
-    batch = (
-        ", ".join(
-            f"{b['day']} by v{b['model_version']}: WAPE {b['wape']:.3f}"
-            for b in report["batch_forecasts"]
-            if b["wape"] is not None
-        )
-        or "none in this window"
-    )
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>powerops monitor {report["date"]}</title><style>{STYLE}</style></head><body>
-<h1>powerops monitoring, {report["date"]}</h1>
-<p>Window {report["window"]["start"][:10]} to {report["window"]["end"][:10]} (exclusive):
-{data["hours"]} hours; latest reading {data["latest_reading"]} ({data["age_days"]:.1f} days old).
-Champion <b>v{champion["version"]}</b> (data v{champion["data_version"]}, pinned-test WAPE
-{champion["test_wape"]}, trained on data through {champion["training_end"][:10]}: the window
-ends {champion["age_days"]:.0f} days later).</p>
-<p>Alerts firing: <b class={"bad" if alerts["firing"] else "ok"}>{html.escape(firing)}</b>;
-raised now: {html.escape(", ".join(alerts["raised"]) or "none")};
-resolved now: {html.escape(", ".join(alerts["resolved"]) or "none")}.
-Quarantined batches in the window: {html.escape(", ".join(data["quarantined"]) or "none")}.</p>
-
+<title>powerops monitor {report.date}</title><style>{STYLE}</style></head><body>
+<h1>powerops monitoring, {report.date}</h1>
+{_overview(report)}
 <h2>Service level objectives and error budget ({params.monitor.slo_window_days} days)</h2>
 {_slo_table(report)}
 <h3>Live error against the budget</h3>{plots["live_error"]}
 <h3>Error budget left, per monitor run</h3>{plots["budget"]}
-
-<p>Batch forecasts (power_score) scored against their actuals: {html.escape(batch)}.</p>
-
+<p>Batch forecasts (power_score) scored against their actuals: {html.escape(_batch(report))}.</p>
 <h2>Benefit delivered against the seasonal-naive baseline</h2>
-<p>{live_line}.</p>{plots["benefit"]}
-
-<h2>Drift (against the champion's training data in months {report["drift"]["seasons"]})</h2>
-<p>A column is drifted when PSI &ge; {drift_config.psi} and the Wasserstein distance &ge;
-{drift_config.wasserstein} reference standard deviations.{" " + html.escape(note) if note else ""}
-Drifted: <b>{html.escape(", ".join(report["drift"]["drifted"]) or "none")}</b>.</p>
-{_drift_table(report)}
+<p>{_live_line(report)}.</p>{plots["benefit"]}
+{_drift_part(report, params)}
 <h3>Reference and current distributions</h3>{plots["distributions"]}
 <h3>Drift over time</h3>{plots["drift_over_time"]}
-
-<h2>Outliers and skew</h2>
-<p>Outliers (IsolationForest fitted with the model): {report["outliers"]["rate"]:.1%} of
-{report["outliers"]["hours"]} hours (training: {report["outliers"]["training_rate"]:.1%}).
-Schema against the training signature: {html.escape(schema)}.
-Prediction log: {sum(d["requests"] for d in report["log"].values())} requests in the window,
-{sum(d["feature_skew"]["bad"] for d in report["log"].values())} rows with feature skew.</p>
-<p class=muted>Generated in {report.get("seconds", 0)} s by powerops monitor.</p>
+{_outliers_and_skew(report)}
+<p class=muted>Generated in {report.seconds} s by powerops monitor.</p>
 </body></html>
 """
+
+
+def _overview(report: MonitorReport) -> str:
+    champion, data, changes = report.champion, report.data, report.alerts
+    firing = ", ".join(changes.firing) or "none"
+    return f"""<p>Window {report.window.start[:10]} to {report.window.end[:10]} (exclusive):
+{data.hours} hours; latest reading {data.latest_reading} ({data.age_days:.1f} days old).
+Champion <b>v{champion.version}</b> (data v{champion.data_version}, pinned-test WAPE
+{champion.test_wape}, trained on data through {champion.training_end[:10]}: the window
+ends {champion.age_days:.0f} days later).</p>
+<p>Alerts firing: <b class={"bad" if changes.firing else "ok"}>{html.escape(firing)}</b>;
+raised now: {html.escape(", ".join(changes.raised) or "none")};
+resolved now: {html.escape(", ".join(changes.resolved) or "none")}.
+Quarantined batches in the window: {html.escape(", ".join(data.quarantined) or "none")}.</p>"""
+
+
+def _live_line(report: MonitorReport) -> str:
+    live = report.live
+    if live.wape is None or live.naive_wape is None:
+        return "no day after the champion's training data has actuals in this window"
+    return (
+        f"live WAPE {live.wape:.3f} against seasonal naive {live.naive_wape:.3f} over "
+        f"{len(live.days)} days after the champion's training data; error avoided "
+        f"{live.benefit_kwh:,.1f} kWh = {live.benefit_money:,.2f} {live.currency}"
+    )
+
+
+def _batch(report: MonitorReport) -> str:
+    scored = [
+        f"{b.day} by v{b.model_version}: WAPE {b.wape:.3f}"
+        for b in report.batch_forecasts
+        if b.wape is not None
+    ]
+    return ", ".join(scored) or "none in this window"
+
+
+def _drift_part(report: MonitorReport, params: Params) -> str:
+    config, section = params.monitor.drift, report.drift
+    note = " " + html.escape(section.note) if section.note else ""
+    return f"""<h2>Drift (against the champion's training data in months {section.seasons})</h2>
+<p>A column is drifted when PSI &ge; {config.psi} and the Wasserstein distance &ge;
+{config.wasserstein} reference standard deviations.{note}
+Drifted: <b>{html.escape(", ".join(section.drifted) or "none")}</b>.</p>
+{_drift_table(report)}"""
+
+
+def _outliers_and_skew(report: MonitorReport) -> str:
+    outliers = report.outliers
+    schema = "; ".join(report.schema_.issues) or "matches"
+    requests = sum(day.requests for day in report.log.values())
+    skewed = sum(day.feature_skew.bad for day in report.log.values())
+    return f"""<h2>Outliers and skew</h2>
+<p>Outliers (IsolationForest fitted with the model): {outliers.rate:.1%} of
+{outliers.hours} hours (training: {outliers.training_rate:.1%}).
+Schema against the training signature: {html.escape(schema)}.
+Prediction log: {requests} requests in the window, {skewed} rows with feature skew.</p>"""

@@ -201,7 +201,7 @@ def cmd_monitor(params: Params, args: argparse.Namespace) -> int:
     for line in monitoring.summary_lines(report):
         print(line)
     folder = params.monitor_reports_dir
-    print(f"report: {folder / report['date'] / 'report.html'} (latest: {folder / 'latest'})")
+    print(f"report: {folder / report.date / 'report.html'} (latest: {folder / 'latest'})")
     return 0
 
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+
+if TYPE_CHECKING:
+    from powerops.monitor.result import MonitorReport
 
 ROLLBACK_DAG = "power_rollback"
 
@@ -32,7 +35,8 @@ def gather(params: Params) -> dict[str, Any]:
     from powerops.data.quarantine import Quarantine
     from powerops.model import registry
     from powerops.model.training import RECORD_FILE
-    from powerops.monitor import monitoring
+    from powerops.monitor import alerting, events, monitoring
+    from powerops.monitor.result import MonitorReport
 
     reports = params.monitor_reports_dir
     latest = reports / monitoring.LATEST
@@ -62,9 +66,11 @@ def gather(params: Params) -> dict[str, Any]:
     moves = registry.audit_log(params)
     champion = next((m for m in reversed(moves) if m.alias == registry.CHAMPION), None)
     return {
-        "report": monitoring.load_json(latest / "report.json", None),
-        "plots": monitoring.load_json(latest / monitoring.FIGURES_FILE, {}),
-        "alerts": monitoring.load_json(reports / monitoring.ALERT_STATE_FILE, {}),
+        "report": MonitorReport.read(report)
+        if (report := latest / "report.json").is_file()
+        else None,
+        "plots": events.load_json(latest / monitoring.FIGURES_FILE, {}),
+        "alerts": events.load_json(reports / alerting.ALERT_STATE_FILE, {}),
         "moves": moves,
         "champion": champion.to_version if champion else None,
         "models": models,
@@ -90,29 +96,28 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) ->
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _slos(report: dict[str, Any]) -> str:
+def _slos(report: MonitorReport) -> str:
     rows = []
-    for slo in report["slos"]:
-        burns = {b["rule"]: b for b in slo["burn"]}
-        budget = slo["budget_remaining"]
+    for slo in report.slos:
+        budget = slo.budget_remaining
         if budget is not None:
             budget = round(budget, 9) + 0.0  # -2e-16 is an exhausted budget, not a negative one
         cells = [
-            f"<b>{_e(slo['name'])}</b><br><span class=muted>{_e(slo['description'])}</span>",
-            f"{slo['objective']:.1%}",
-            "-" if slo["sli"] is None else f"{slo['sli']:.1%} of {slo['events']}",
+            f"<b>{_e(slo.name)}</b><br><span class=muted>{_e(slo.description)}</span>",
+            f"{slo.objective:.1%}",
+            "-" if slo.sli is None else f"{slo.sli:.1%} of {slo.events}",
             f"<span class={'bad' if budget is not None and budget < 0 else 'ok'}>"
             f"{_num(budget, '.0%')}</span>",
         ]
-        for rule in burns.values():
-            firing = " <b class=bad>firing</b>" if rule["firing"] else ""
+        for rule in slo.burn:
+            firing = " <b class=bad>firing</b>" if rule.firing else ""
             cells.append(
-                f"{_num(rule['short_burn'], '.2f')} ({rule['short_days']} d) / "
-                f"{_num(rule['long_burn'], '.2f')} ({rule['long_days']} d), "
-                f"alert at {rule['threshold']}x{firing}"
+                f"{_num(rule.short_burn, '.2f')} ({rule.short_days} d) / "
+                f"{_num(rule.long_burn, '.2f')} ({rule.long_days} d), "
+                f"alert at {rule.threshold}x{firing}"
             )
         rows.append(cells)
-    rules = [b["rule"] for b in report["slos"][0]["burn"]] if report["slos"] else []
+    rules = [b.rule for b in report.slos[0].burn] if report.slos else []
     headers = ["SLO", "objective", "SLI", "error budget left"]
     headers += [f"{rule}: short / long burn rate" for rule in rules]
     return _table(headers, rows, "No SLO is configured.")
@@ -190,15 +195,15 @@ def _datasets(versions: list[Any], quarantined: list[Any]) -> str:
     return f"{table}<h3>Quarantined batches</h3>{held}"
 
 
-def _drift(report: dict[str, Any]) -> str:
+def _drift(report: MonitorReport) -> str:
     rows = [
         [
-            _e(c["column"]),
-            _num(c["psi"]),
-            _num(c["wasserstein"]),
-            "<b class=bad>drifted</b>" if c["drifted"] else "<span class=ok>no</span>",
+            _e(c.column),
+            _num(c.psi),
+            _num(c.wasserstein),
+            "<b class=bad>drifted</b>" if c.drifted else "<span class=ok>no</span>",
         ]
-        for c in report["drift"]["columns"]
+        for c in report.drift.columns
     ]
     return _table(["column", "PSI", "Wasserstein (sd)", "drift"], rows, "No drift measured.")
 
@@ -254,19 +259,19 @@ def render(data: dict[str, Any], params: Params) -> str:
         monitoring_html = "<p class=muted>No monitoring report yet: power_monitor has not run.</p>"
         headline = ""
     else:
-        live = report["live"]
+        live = report.live
         benefit = (
-            f"<p>Error avoided against the seasonal-naive forecast over {len(live['days'])} "
-            f"days after the champion's training data: <b>{live['benefit_kwh']:,.1f} kWh = "
-            f"{live['benefit_money']:,.2f} {_e(live['currency'])}</b> (live WAPE "
-            f"{live['wape']:.3f} against {live['naive_wape']:.3f}).</p>"
-            if live["wape"] is not None
+            f"<p>Error avoided against the seasonal-naive forecast over {len(live.days)} "
+            f"days after the champion's training data: <b>{live.benefit_kwh:,.1f} kWh = "
+            f"{live.benefit_money:,.2f} {_e(live.currency)}</b> (live WAPE "
+            f"{_num(live.wape)} against {_num(live.naive_wape)}).</p>"
+            if live.wape is not None
             else "<p class=muted>No day after the champion's training data has actuals.</p>"
         )
         headline = (
-            f"<p>Monitored {_e(report['date'])}: window {_e(report['window']['start'][:10])} to "
-            f"{_e(report['window']['end'][:10])}; the champion's training data ends "
-            f"{_e(report['champion']['training_end'][:10])}.</p>"
+            f"<p>Monitored {_e(report.date)}: window {_e(report.window.start[:10])} to "
+            f"{_e(report.window.end[:10])}; the champion's training data ends "
+            f"{_e(report.champion.training_end[:10])}.</p>"
         )
         monitoring_html = f"""
 <h2>Service level objectives ({params.monitor.slo_window_days}-day error budget)</h2>
@@ -274,7 +279,7 @@ def render(data: dict[str, Any], params: Params) -> str:
 <h3>Live error against the budget</h3>{plots.get("live_error", "")}
 <h3>Error budget left, per monitor run</h3>{plots.get("budget", "")}
 <h2>Benefit delivered</h2><div id=benefit>{benefit}</div>{plots.get("benefit", "")}
-<h2>Drift, {_e(report["date"])}</h2>{_drift(report)}
+<h2>Drift, {_e(report.date)}</h2>{_drift(report)}
 <h3>Drift over time</h3>{plots.get("drift_over_time", "")}
 <h3>Reference and current distributions</h3>{plots.get("distributions", "")}"""
     return f"""<!doctype html><html><head><meta charset="utf-8">
