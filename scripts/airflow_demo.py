@@ -94,7 +94,7 @@ def summary(params: Any, seconds: float) -> None:
     from powerops.data.catalog import Catalog
     from powerops.data.quarantine import Quarantine
     from powerops.model import registry, testset
-    from powerops.monitor import alerting, monitoring
+    from powerops.monitor import alerting
 
     record = Catalog(params.catalog_dir).load(params.dataset.name)
     latest = record.latest
