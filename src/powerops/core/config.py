@@ -17,12 +17,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from powerops.core.errors import UsageError
 from powerops.core.months import Month, parse_month
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A setting in params.yaml (or an override of it) is missing or invalid."""
 
 

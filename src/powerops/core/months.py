@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from powerops.core.errors import UsageError
+
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-class MonthError(ValueError):
+class MonthError(UsageError, ValueError):
     """A month string is malformed or outside the range the source covers."""
 
 

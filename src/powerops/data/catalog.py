@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text
 
 
-class CatalogError(LookupError):
+class CatalogError(PowerOpsError, LookupError):
     """A dataset or version is not in the catalog, or a catalog file is malformed."""
 
 

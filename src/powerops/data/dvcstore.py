@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from powerops.core.errors import PowerOpsError
+
 if TYPE_CHECKING:
     from dvc.data_cloud import Remote
     from dvc.repo import Repo
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class VersionStoreError(RuntimeError):
+class VersionStoreError(PowerOpsError):
     """A snapshot could not be stored, pushed or restored."""
 
 

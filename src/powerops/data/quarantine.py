@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ RECORD_FILE = "quarantine.json"
 Status = Literal["quarantined", "rejected", "released"]
 
 
-class QuarantineError(LookupError):
+class QuarantineError(PowerOpsError, LookupError):
     """A quarantine command names a batch that is not in quarantine."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from powerops.core.config import SourceConfig
+from powerops.core.errors import PowerOpsError
 from powerops.core.months import Month, MonthError
 from powerops.core.text import looks_binary, printable
 
@@ -29,7 +30,7 @@ _SNIFF_BYTES = 4096
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-class SourceError(RuntimeError):
+class SourceError(PowerOpsError):
     """The source file is missing, unreadable or lacks the configured columns."""
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from powerops.core import alerts
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.core.faults import crash_point
 from powerops.core.months import Month, MonthError, parse_month
 from powerops.core.storage import atomic_path, parquet_bytes, sha256_bytes, sha256_file
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class BatchConflictError(RuntimeError):
+class BatchConflictError(PowerOpsError):
     """A month already has a raw batch or dataset entry with different content."""
 
 
@@ -127,7 +128,7 @@ def write_raw_batch(frame: pd.DataFrame, directory: Path, month: str) -> IngestR
     return IngestResult(month, str(target), digest, len(frame), changed=True)
 
 
-class ValidationFailedError(RuntimeError):
+class ValidationFailedError(PowerOpsError):
     """One or more batches failed validation and wait in quarantine for a decision."""
 
 

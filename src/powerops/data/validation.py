@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params, expression_columns
+from powerops.core.errors import PowerOpsError
 from powerops.core.months import Month
 from powerops.core.text import printable
 
@@ -31,11 +32,11 @@ log = logging.getLogger(__name__)
 DERIVED_PREFIX = "derived__"
 
 
-class BatchReadError(RuntimeError):
+class BatchReadError(PowerOpsError):
     """A batch file cannot be read at all (truncated, corrupt, not Parquet)."""
 
 
-class SuiteError(RuntimeError):
+class SuiteError(PowerOpsError):
     """A suite file is missing or is not a valid Great Expectations suite."""
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.data.table import TARGET
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ BASELINES = ("seasonal_naive", "persistence")
 MIN_TRAINING_ROWS = 100
 
 
-class ForecastError(ValueError):
+class ForecastError(PowerOpsError, ValueError):
     """The estimator setting is wrong, or there is too little data to fit or score."""
 
 

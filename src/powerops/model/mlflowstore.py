@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -34,7 +35,7 @@ ARTIFACTS = "artifacts"
 _placed: set[tuple[Path, Path]] = set()
 
 
-class RegistryError(RuntimeError):
+class RegistryError(PowerOpsError):
     """A model version or alias is missing, or a registry action is refused."""
 
 

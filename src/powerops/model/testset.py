@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text, parquet_bytes, sha256_bytes, sha256_file
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ TEST_SET_FILE = "pinned_test_set.parquet"
 MANIFEST_FILE = "pinned_test_set.json"
 
 
-class TestSetError(RuntimeError):
+class TestSetError(PowerOpsError):
     """The pinned test set is missing, changed, or cannot be built from the data yet."""
 
     __test__ = False  # not a pytest test class

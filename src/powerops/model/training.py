@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.core.faults import crash_point
 from powerops.core.storage import (
     atomic_path,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PowerOpsError):
     """Training cannot run on this data or configuration (the message says why)."""
 
 

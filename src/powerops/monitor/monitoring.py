@@ -36,6 +36,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text
 from powerops.data.table import TARGET
 from powerops.model import drift, registry
@@ -67,7 +68,7 @@ LATEST = "latest"
 FIGURES_FILE = "figures.json"  # the report's plots as SVG, for the Airflow view
 
 
-class MonitorError(RuntimeError):
+class MonitorError(PowerOpsError):
     """Monitoring cannot run: no champion, or no data in the window."""
 
 

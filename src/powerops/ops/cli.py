@@ -21,49 +21,12 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from powerops.core.config import DEFAULT_PARAMS_FILE, ConfigError, Params, load_params
+from powerops.core.config import DEFAULT_PARAMS_FILE, Params, load_params
+from powerops.core.errors import PowerOpsError
 from powerops.core.months import Month, MonthError, parse_day, parse_month
-from powerops.data.catalog import Catalog, CatalogError, DatasetRecord, parse_ref
+from powerops.data.catalog import Catalog, DatasetRecord, parse_ref
 
 log = logging.getLogger("powerops")
-
-# Errors a user can fix from the message alone: printed as one line, no traceback.
-_USAGE_ERRORS: tuple[type[Exception], ...] = (ConfigError, MonthError)
-EXIT_FAILED, EXIT_USAGE, EXIT_BUSY = 1, 2, 75
-
-
-def _domain_errors() -> tuple[type[Exception], ...]:
-    from powerops.data.dvcstore import VersionStoreError
-    from powerops.data.quarantine import QuarantineError
-    from powerops.data.source import SourceError
-    from powerops.data.stages import BatchConflictError, ValidationFailedError
-    from powerops.data.validation import SuiteError
-    from powerops.model.forecasting import ForecastError
-    from powerops.model.registry import RegistryError
-    from powerops.model.testset import TestSetError
-    from powerops.model.training import TrainingError
-    from powerops.monitor.monitoring import MonitorError
-    from powerops.ops.shared import SharedStateError
-    from powerops.ops.stack import StackError
-    from powerops.serve.scoring import ScoringError
-
-    return (
-        CatalogError,
-        SourceError,
-        BatchConflictError,
-        VersionStoreError,
-        ValidationFailedError,
-        QuarantineError,
-        SuiteError,
-        ForecastError,
-        MonitorError,
-        RegistryError,
-        ScoringError,
-        SharedStateError,
-        TestSetError,
-        TrainingError,
-        StackError,
-    )
 
 
 def _month(text: str) -> Month:
@@ -441,83 +404,160 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _data_commands(commands)
+    _model_commands(commands)
+    _serve_and_monitor_commands(commands)
+    _ops_commands(commands)
+    return parser
 
-    def add(
-        group: Any, name: str, handler: Callable[..., int], help_text: str
-    ) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(handler=handler)
-        return sub
 
-    ingest = add(
-        commands,
-        "ingest",
-        cmd_ingest,
-        "write monthly raw batches from the source feed (default: months in params.yaml)",
-    )
-    ingest.add_argument(
-        "--month",
-        action="append",
-        type=_month,
-        metavar="YYYY-MM",
-        help="ingest this month (repeatable); default ingest.start..ingest.through",
-    )
+def _add(group: Any, name: str, handler: Callable[..., int], text: str) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = group.add_parser(name, help=text, description=text)
+    sub.set_defaults(handler=handler)
+    return sub
 
-    validate = add(
-        commands,
-        "validate",
-        cmd_validate,
-        "run the Great Expectations suite on raw batches; quarantine and alert on failure",
-    )
-    validate.add_argument(
-        "--month",
-        action="append",
-        type=_month,
-        metavar="YYYY-MM",
-        help="validate only this month's batch (repeatable); default every raw batch",
-    )
 
-    publish = add(
+def _group(commands: Any, name: str, text: str, description: str) -> Any:
+    parser = commands.add_parser(name, help=text, description=description)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def _months_option(sub: argparse.ArgumentParser, what: str) -> None:
+    sub.add_argument("--month", action="append", type=_month, metavar="YYYY-MM", help=what)
+
+
+def _data_commands(commands: Any) -> None:
+    """ingest, validate, publish; quarantine, data, catalog."""
+    _months_option(
+        _add(commands, "ingest", cmd_ingest, "write monthly raw batches from the source feed"),
+        "ingest this month (repeatable); default ingest.start..ingest.through",
+    )
+    _months_option(
+        _add(
+            commands,
+            "validate",
+            cmd_validate,
+            "run the Great Expectations suite on raw batches; quarantine and alert on failure",
+        ),
+        "validate only this month's batch (repeatable); default every raw batch",
+    )
+    publish = _add(
         commands,
         "publish",
         cmd_publish,
         "accept validated batches into new dataset versions (DVC snapshot, push, catalog)",
     )
-    publish.add_argument(
-        "--month",
-        action="append",
-        type=_month,
-        metavar="YYYY-MM",
-        help="publish only this month's batch (repeatable); default every raw batch",
-    )
+    _months_option(publish, "publish only this month's batch (repeatable); default every one")
     publish.add_argument("--no-push", action="store_true", help="skip the push to the DVC remote")
 
-    monitor = add(
+    held = _group(
         commands,
-        "monitor",
-        cmd_monitor,
-        "drift, outliers, skew, live error, SLOs and alerts for the window before a date",
+        "quarantine",
+        "batches that failed validation: list, show, re-validate, reject",
+        "Decide what happens to batches that failed validation.",
     )
-    monitor.add_argument(
-        "--date",
-        metavar="YYYY-MM-DD",
-        help="monitor the monitor.window_days days before this date (default: the day after "
-        "the latest month in the dataset)",
+    _add(held, "list", cmd_quarantine_list, "every quarantined batch with its status")
+    _add(held, "show", cmd_quarantine_show, "why a batch failed, and its history").add_argument(
+        "month", type=_month, metavar="YYYY-MM"
+    )
+    _add(
+        held,
+        "revalidate",
+        cmd_quarantine_revalidate,
+        "validate the quarantined copy again after a fix; release it if it passes",
+    ).add_argument("month", type=_month, metavar="YYYY-MM")
+    reject = _add(held, "reject", cmd_quarantine_reject, "reject a quarantined batch for good")
+    reject.add_argument("month", type=_month, metavar="YYYY-MM")
+    reject.add_argument("--reason", required=True, help="why, for the record")
+
+    data = _group(
+        commands,
+        "data",
+        "dataset working copy: restore versions, check status",
+        "Work with the dataset's working copy.",
+    )
+    checkout = _add(
+        data,
+        "checkout",
+        cmd_data_checkout,
+        "restore the dataset directory to a version, byte-identical (cache, then remote)",
+    )
+    checkout.add_argument("version", type=int, nargs="?", help="version number (default: latest)")
+    checkout.add_argument("--dataset", help="dataset name (default: dataset.name in params.yaml)")
+    _add(data, "status", cmd_data_status, "which version the dataset directory holds")
+
+    catalog = _group(
+        commands,
+        "catalog",
+        "list, show and search documented datasets",
+        "Query the dataset catalog.",
+    )
+    _add(catalog, "list", cmd_catalog_list, "every dataset with its latest version")
+    show = _add(catalog, "show", cmd_catalog_show, "a dataset's documentation and versions")
+    show.add_argument("ref", metavar="NAME[@VERSION]", help="e.g. household_power@5")
+    show.add_argument("--json", action="store_true", help="print the catalog record as JSON")
+    search = _add(
+        catalog,
+        "search",
+        cmd_catalog_search,
+        "datasets whose description, tags or column names match TEXT",
+    )
+    search.add_argument("text", nargs="?", help="case-insensitive text to look for")
+    search.add_argument("--tag", action="append", help="require this tag (repeatable)")
+
+
+def _model_commands(commands: Any) -> None:
+    """train; testset; model."""
+    _add(
+        commands,
+        "train",
+        cmd_train,
+        "train, evaluate, gate and register models on the dataset versions the cadence asks for",
+    ).add_argument(
+        "--data-version",
+        type=int,
+        metavar="N",
+        help="train on exactly this dataset version (restored from DVC if needed)",
+    )
+    pinned = _group(
+        commands,
+        "testset",
+        "the pinned test set: show it, or replace it deliberately",
+        "The pinned test set every model version is scored on.",
+    )
+    _add(pinned, "show", cmd_testset_show, "the pinned test set's design, weeks and hash")
+    _add(
+        pinned,
+        "replace",
+        cmd_testset_replace,
+        "build a new test-set version from the current design; older scores become not comparable",
+    ).add_argument("--reason", required=True, help="why, for the record")
+    model = _group(
+        commands,
+        "model",
+        "registered models: list, lineage, rollback",
+        "Registered model versions and the champion alias.",
+    )
+    _add(model, "list", cmd_model_list, "every model version with its scores and aliases")
+    _add(model, "show", cmd_model_show, "full lineage of one model version").add_argument(
+        "version", metavar="VERSION"
+    )
+    back = _add(
+        model,
+        "rollback",
+        cmd_model_rollback,
+        "move `champion` back (default: to `previous`) and record why",
+    )
+    back.add_argument("--to", metavar="VERSION", help="the version to roll back to")
+    back.add_argument("--reason", required=True, help="why, for the audit log")
+    back.add_argument(
+        "--force", action="store_true", help="allow a version scored on another pinned test set"
     )
 
-    score = add(
-        commands,
-        "score",
-        cmd_score,
-        "forecast a day's hours with the champion into data/forecasts/ and the prediction log",
-    )
-    score.add_argument(
-        "--date",
-        metavar="YYYY-MM-DD",
-        help="the day to forecast (default, and at most: the day after the latest data)",
-    )
 
-    serve = add(
+def _serve_and_monitor_commands(commands: Any) -> None:
+    """serve, score, monitor."""
+    serve = _add(
         commands,
         "serve",
         cmd_serve,
@@ -528,130 +568,44 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, help="worker processes (default: serve.workers, 2; >= 1)"
     )
-
-    data = commands.add_parser(
-        "data",
-        help="dataset working copy: restore versions, check status",
-        description="Work with the dataset's working copy.",
-    )
-    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    checkout = add(
-        data_commands,
-        "checkout",
-        cmd_data_checkout,
-        "restore the dataset directory to a version, byte-identical (cache, then remote)",
-    )
-    checkout.add_argument("version", type=int, nargs="?", help="version number (default: latest)")
-    checkout.add_argument("--dataset", help="dataset name (default: dataset.name in params.yaml)")
-    add(data_commands, "status", cmd_data_status, "which version the dataset directory holds")
-
-    train = add(
+    _add(
         commands,
-        "train",
-        cmd_train,
-        "train, evaluate, gate and register models on the dataset versions the cadence asks for",
+        "score",
+        cmd_score,
+        "forecast a day's hours with the champion into data/forecasts/ and the prediction log",
+    ).add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="the day to forecast (default, and at most: the day after the latest data)",
     )
-    train.add_argument(
-        "--data-version",
-        type=int,
-        metavar="N",
-        help="train on exactly this dataset version (restored from DVC if needed)",
-    )
-
-    state = commands.add_parser(
-        "state",
-        help="the cluster profile's shared state on the DVC remote",
-        description="The shared state every command and Airflow task works on when "
-        "state.shared is true (docs/deploy.md).",
-    )
-    state_commands = state.add_subparsers(dest="state_command", required=True, metavar="COMMAND")
-    add(state_commands, "show", cmd_state_show, "the newest generation: when, by whom, what")
-    add(state_commands, "pull", cmd_state_pull, "bring the workspace's shared folders to it")
-
-    testset_parser = commands.add_parser(
-        "testset",
-        help="the pinned test set: show it, or replace it deliberately",
-        description="The pinned test set every model version is scored on.",
-    )
-    ts_commands = testset_parser.add_subparsers(dest="ts_command", required=True, metavar="COMMAND")
-    add(ts_commands, "show", cmd_testset_show, "the pinned test set's design, weeks and hash")
-    ts_replace = add(
-        ts_commands,
-        "replace",
-        cmd_testset_replace,
-        "build a new test-set version from the current design; older scores become not comparable",
-    )
-    ts_replace.add_argument("--reason", required=True, help="why, for the record")
-
-    model = commands.add_parser(
-        "model",
-        help="registered models: list, lineage, rollback",
-        description="Registered model versions and the champion alias.",
-    )
-    m_commands = model.add_subparsers(dest="m_command", required=True, metavar="COMMAND")
-    add(m_commands, "list", cmd_model_list, "every model version with its scores and aliases")
-    m_show = add(m_commands, "show", cmd_model_show, "full lineage of one model version")
-    m_show.add_argument("version", metavar="VERSION")
-    m_back = add(
-        m_commands,
-        "rollback",
-        cmd_model_rollback,
-        "move `champion` back (default: to `previous`) and record why",
-    )
-    m_back.add_argument("--to", metavar="VERSION", help="the version to roll back to")
-    m_back.add_argument("--reason", required=True, help="why, for the audit log")
-    m_back.add_argument(
-        "--force", action="store_true", help="allow a version scored on another pinned test set"
+    _add(
+        commands,
+        "monitor",
+        cmd_monitor,
+        "drift, outliers, skew, live error, SLOs and alerts for the window before a date",
+    ).add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="monitor the monitor.window_days days before this date (default: the day after "
+        "the latest month in the dataset)",
     )
 
-    up = add(commands, "up", cmd_up, "start Airflow and the MLflow UI on 127.0.0.1 (`make up`)")
+
+def _ops_commands(commands: Any) -> None:
+    """up, down; state."""
+    up = _add(commands, "up", cmd_up, "start Airflow and the MLflow UI on 127.0.0.1 (`make up`)")
     up.add_argument("--airflow-port", type=int, help="default: stack.airflow_port")
     up.add_argument("--mlflow-port", type=int, help="default: stack.mlflow_port")
-    add(commands, "down", cmd_down, "stop every process `up` started (`make down`)")
-
-    quarantine = commands.add_parser(
-        "quarantine",
-        help="batches that failed validation: list, show, re-validate, reject",
-        description="Decide what happens to batches that failed validation.",
+    _add(commands, "down", cmd_down, "stop every process `up` started (`make down`)")
+    state = _group(
+        commands,
+        "state",
+        "the cluster profile's shared state on the DVC remote",
+        "The shared state every command and Airflow task works on when "
+        "state.shared is true (docs/deploy.md).",
     )
-    q_commands = quarantine.add_subparsers(dest="q_command", required=True, metavar="COMMAND")
-    add(q_commands, "list", cmd_quarantine_list, "every quarantined batch with its status")
-    q_show = add(q_commands, "show", cmd_quarantine_show, "why a batch failed, and its history")
-    q_show.add_argument("month", type=_month, metavar="YYYY-MM")
-    q_re = add(
-        q_commands,
-        "revalidate",
-        cmd_quarantine_revalidate,
-        "validate the quarantined copy again after a fix; release it if it passes",
-    )
-    q_re.add_argument("month", type=_month, metavar="YYYY-MM")
-    q_rej = add(q_commands, "reject", cmd_quarantine_reject, "reject a quarantined batch for good")
-    q_rej.add_argument("month", type=_month, metavar="YYYY-MM")
-    q_rej.add_argument("--reason", required=True, help="why, for the record")
-
-    catalog = commands.add_parser(
-        "catalog",
-        help="list, show and search documented datasets",
-        description="Query the dataset catalog.",
-    )
-    catalog_commands = catalog.add_subparsers(
-        dest="catalog_command", required=True, metavar="COMMAND"
-    )
-    add(catalog_commands, "list", cmd_catalog_list, "every dataset with its latest version")
-    show = add(catalog_commands, "show", cmd_catalog_show, "a dataset's documentation and versions")
-    show.add_argument(
-        "ref", metavar="NAME[@VERSION]", help="e.g. household_power or household_power@5"
-    )
-    show.add_argument("--json", action="store_true", help="print the catalog record as JSON")
-    search = add(
-        catalog_commands,
-        "search",
-        cmd_catalog_search,
-        "datasets whose description, tags or column names match TEXT",
-    )
-    search.add_argument("text", nargs="?", help="case-insensitive text to look for")
-    search.add_argument("--tag", action="append", help="require this tag (repeatable)")
-    return parser
+    _add(state, "show", cmd_state_show, "the newest generation: when, by whom, what")
+    _add(state, "pull", cmd_state_pull, "bring the workspace's shared folders to it")
 
 
 # Commands that only read the workspace (or, like `up`, start what changes it): they take no
@@ -711,18 +665,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     try:
         return _run(args, "powerops " + " ".join(words))
-    except _USAGE_ERRORS as exc:
-        return _fail(args, f"error: {exc}", EXIT_USAGE)
-    except _busy_error() as exc:
-        return _fail(args, f"error: {exc}", EXIT_BUSY)
-    except _domain_errors() as exc:
-        return _fail(args, f"error: {exc}", EXIT_FAILED)
+    except PowerOpsError as exc:  # a failure named in words: one line, its exit status
+        return _fail(args, f"error: {exc}", exc.exit_status)
     except Exception as exc:  # a bug or an unforeseen fault: still one line, never a success
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         return _fail(
-            args,
-            f"error: unexpected {type(exc).__name__}: {first} (run with -v for the traceback)",
-            EXIT_FAILED,
+            args, f"error: unexpected {type(exc).__name__}: {first} (run with -v for the traceback)"
         )
 
 
@@ -747,13 +695,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
             return handler(params, args)
 
 
-def _busy_error() -> type[Exception]:
-    from powerops.ops.lock import WorkspaceBusyError
-
-    return WorkspaceBusyError
-
-
-def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+def _fail(args: argparse.Namespace, message: str, status: int = 1) -> int:
     if args.verbose:
         traceback.print_exc()
     print(f"powerops: {message}", file=sys.stderr)

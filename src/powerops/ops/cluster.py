@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from powerops.core.errors import PowerOpsError
 from powerops.ops.stack import StackError, wait_healthy
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -35,7 +36,7 @@ START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 
 
-class ClusterError(RuntimeError):
+class ClusterError(PowerOpsError):
     """A server is missing, failed to start or to stop."""
 
 

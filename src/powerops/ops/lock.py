@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from powerops.core.config import Params
+from powerops.core.errors import BusyError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ _WRITER_FOLDERS = (
 )
 
 
-class WorkspaceBusyError(RuntimeError):
+class WorkspaceBusyError(BusyError):
     """Another writer held the workspace lock for longer than `state.lock_wait_seconds`."""
 
 

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.data import dvcstore
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ SHARED = (
 )
 
 
-class SharedStateError(RuntimeError):
+class SharedStateError(PowerOpsError):
     """The shared state could not be read or recorded, or moved under a running task."""
 
 

@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 
 
-class StackError(RuntimeError):
+class StackError(PowerOpsError):
     """The stack is already running, failed to start, or could not be stopped."""
 
 

@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from powerops.core.config import Params
+from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_path
 from powerops.data.table import TARGET
 from powerops.model import registry
 from powerops.serve import predictionlog
 
 
-class ScoringError(RuntimeError):
+class ScoringError(PowerOpsError):
     """No champion, or no history to forecast from."""
 
 
