@@ -99,3 +99,15 @@ def test_no_two_modules_import_each_other() -> None:
 
 def test_the_cycle_finder_finds_a_lazy_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_functions_fit_on_a_screen() -> None:
+    """No function in the package runs over 60 lines: a long one becomes named steps."""
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    long.append(f"{module_name(path)}.{node.name}: {length} lines")
+    assert not long, long

@@ -324,69 +324,88 @@ def publish(
     the catalog with its validation summary. A month already in the dataset is skipped if it
     came from the same raw bytes and refused otherwise (versions are append-only).
     """
-    import pandas as pd
-
     catalog = Catalog(params.catalog_dir)
     record = _dataset_record(params)
-    name = record.name
     _ensure_latest(params, record)
     published = []
     for month, raw_path in _raw_batches(params, months).items():
-        raw_sha256 = sha256_file(raw_path)
-        known = months_in(record)
-        if month in known:
-            if known[month] != raw_sha256:
-                raise BatchConflictError(
-                    f"batch {month}: dataset {name} already holds a different batch for this "
-                    f"month (raw sha256 {known[month][:12]}, now {raw_sha256[:12]}); "
-                    "versions are append-only"
-                )
+        verdict = _acceptable(params, record, month, raw_path, strict=months is not None)
+        if verdict is None:
             continue
-        verdict = load_verdict(params.validation_dir, month)
-        if verdict is None or verdict.raw_sha256 != raw_sha256 or not verdict.success:
-            if months is not None:
-                raise ValidationFailedError(
-                    f"batch {month} has not passed validation: run `powerops validate` first"
-                )
-            log.info("batch %s has not passed validation; not published", month)
-            continue
-        source = params.resolve(verdict.file)
-        digest = sha256_file(source)
-        if digest != verdict.file_sha256:
-            raise BatchConflictError(f"batch {month}: {source} changed after it was validated")
-        target = batch_path(params.dataset_dir, month)
-        with atomic_path(target) as tmp:
-            shutil.copyfile(source, tmp)
-            crash_point("publish.copying")
-        crash_point("publish.after_copy")
-        entries = manifest(params.dataset_dir)
-        dvc_md5 = dvcstore.snapshot(params.root, params.dataset_dir)
-        if push:
-            dvcstore.push(params.root, dvc_md5)
-        crash_point("publish.before_catalog")
-        rows = _rows(source)
-        if not record.columns:
-            record.columns = schema_of(pd.read_parquet(source), params)
-        total = (record.latest.rows if record.latest else 0) + rows
-        added = BatchRef(
-            month=month, file=target.name, sha256=digest, raw_sha256=raw_sha256, rows=rows
-        )
-        version = next_version(record, added, entries, dvc_md5, total, verdict.summary)
-        record.versions.append(version)
+        version = _add_version(params, record, month, verdict, push)
         catalog.save(record)  # after every version: a crash later keeps this one recorded
         published.append(version)
-        log.info(
-            "%s version %d: +%s (%s rows), %d months, content %s",
-            name,
-            version.version,
-            month,
-            f"{rows:,}",
-            version.month_count,
-            version.content_hash[:12],
-        )
-    if not catalog.exists(name):
+    if not catalog.exists(record.name):
         catalog.save(record)
     return published
+
+
+def _acceptable(
+    params: Params, record: DatasetRecord, month: str, raw_path: Path, strict: bool
+) -> Verdict | None:
+    """The passing verdict of a batch to publish; None for a month already published (from
+    the same bytes) or, unless `strict`, not validated yet. A conflict is an error."""
+    raw_sha256 = sha256_file(raw_path)
+    known = months_in(record)
+    if month in known:
+        if known[month] != raw_sha256:
+            raise BatchConflictError(
+                f"batch {month}: dataset {record.name} already holds a different batch for this "
+                f"month (raw sha256 {known[month][:12]}, now {raw_sha256[:12]}); "
+                "versions are append-only"
+            )
+        return None
+    verdict = load_verdict(params.validation_dir, month)
+    if verdict is None or verdict.raw_sha256 != raw_sha256 or not verdict.success:
+        if strict:
+            raise ValidationFailedError(
+                f"batch {month} has not passed validation: run `powerops validate` first"
+            )
+        log.info("batch %s has not passed validation; not published", month)
+        return None
+    return verdict
+
+
+def _add_version(
+    params: Params, record: DatasetRecord, month: str, verdict: Verdict, push: bool
+) -> VersionRecord:
+    """Copy the validated bytes into the working copy, snapshot (and push) it, and append the
+    version to `record`."""
+    import pandas as pd
+
+    source = params.resolve(verdict.file)
+    digest = sha256_file(source)
+    if digest != verdict.file_sha256:
+        raise BatchConflictError(f"batch {month}: {source} changed after it was validated")
+    target = batch_path(params.dataset_dir, month)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+        crash_point("publish.copying")
+    crash_point("publish.after_copy")
+    entries = manifest(params.dataset_dir)
+    dvc_md5 = dvcstore.snapshot(params.root, params.dataset_dir)
+    if push:
+        dvcstore.push(params.root, dvc_md5)
+    crash_point("publish.before_catalog")
+    rows = _rows(source)
+    if not record.columns:
+        record.columns = schema_of(pd.read_parquet(source), params)
+    total = (record.latest.rows if record.latest else 0) + rows
+    added = BatchRef(
+        month=month, file=target.name, sha256=digest, raw_sha256=verdict.raw_sha256, rows=rows
+    )
+    version = next_version(record, added, entries, dvc_md5, total, verdict.summary)
+    record.versions.append(version)
+    log.info(
+        "%s version %d: +%s (%s rows), %d months, content %s",
+        record.name,
+        version.version,
+        month,
+        f"{rows:,}",
+        version.month_count,
+        version.content_hash[:12],
+    )
+    return version
 
 
 def _rows(path: Path) -> int:

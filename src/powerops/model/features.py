@@ -227,6 +227,25 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return [*columns, "is_holiday"] if self.holidays else columns
 
 
+def _check_grid(nanoseconds: npt.NDArray[np.int64], config: _LagConfig) -> None:
+    """One row per period, each on the frequency's grid: the history lags and windows read."""
+    ordered = np.sort(nanoseconds)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if len(repeated):
+        examples = np.unique(repeated)[:3].astype("datetime64[ns]")
+        raise ValueError(
+            f"X has duplicate timestamps in column {config.timestamp_column!r} "
+            f"({int(np.isin(nanoseconds, repeated).sum())} rows, e.g. "
+            f"{', '.join(str(pd.Timestamp(t)) for t in examples)}); "
+            "the history must have one row per period"
+        )
+    if (nanoseconds % int(config.period.value)).any():
+        raise ValueError(
+            f"column {config.timestamp_column!r} has timestamps that are not on the "
+            f"{config.frequency} grid"
+        )
+
+
 @dataclass(frozen=True)
 class _LagConfig:
     """The validated parameters of an OriginLagFeatures."""
@@ -315,25 +334,11 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         target = np.asarray(columns[config.target_column], dtype=np.float64)
         if len(nanoseconds) == 0:
             return np.empty((0, len(config.columns)), dtype=np.float64)
-        ordered = np.sort(nanoseconds)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if len(repeated):
-            examples = np.unique(repeated)[:3].astype("datetime64[ns]")
-            raise ValueError(
-                f"X has duplicate timestamps in column {config.timestamp_column!r} "
-                f"({int(np.isin(nanoseconds, repeated).sum())} rows, e.g. "
-                f"{', '.join(str(pd.Timestamp(t)) for t in examples)}); "
-                "the history must have one row per period"
-            )
-        period = int(config.period.value)  # nanoseconds
-        if (nanoseconds % period).any():
-            raise ValueError(
-                f"column {config.timestamp_column!r} has timestamps that are not on the "
-                f"{config.frequency} grid"
-            )
+        _check_grid(nanoseconds, config)
         # Positions on a regular grid from the first timestamp make a missing period a NaN in
         # the grid, so lags and windows count periods, not rows.
-        start = int(ordered[0])
+        period = int(config.period.value)  # nanoseconds
+        start = int(nanoseconds.min())
         position = (nanoseconds - start) // period
         grid = np.full(int(position.max()) + 1, np.nan)
         grid[position] = target

@@ -583,19 +583,50 @@ def _end_orphan_runs(params: Params, job: Job, registered_run: str) -> None:
 def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str) -> ModelVersion:
     """The MLflow run (params, metrics, inputs, backtest, gate), the logged model, its version."""
     import mlflow
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    import sklearn
-    from mlflow.data.pandas_dataset import from_pandas
-    from mlflow.models import infer_signature
 
-    built, evaluated, decision = record["build_table"], record["evaluate"], record["gate"]
-    table = _load_table(params, job, record)
+    evaluation, decision = record["evaluate"]["evaluation"], record["gate"]
     test_frame, manifest = _load_test_set(params, record)
-    pipeline = _load_model(params, job, record)
-    name = f"{params.dataset.name}@{job.data_version}"
-    tags = {
+    tags = _run_tags(params, job, record, manifest, by)
+    journal = registry.changes(params)
+    with (
+        registry.asking(params, f"record training {job.name}"),
+        # Tagged as it is created: a run killed at any point can be told by its `job` tag.
+        mlflow.start_run(
+            experiment_id=registry.experiment_id(params),
+            run_name=f"data-v{job.data_version}",
+            tags=tags,
+        ),
+    ):
+        _log_run(params, job, record, test_frame, manifest)
+        model_uri = _log_model(_load_model(params, job, record), test_frame, manifest, params)
+        crash_point("register.before_version")
+        # One call creates the version with all its tags: a crash leaves it whole or absent.
+        version = mlflow.register_model(
+            model_uri,
+            params.mlflow.model_name,
+            tags=tags
+            | {
+                "evaluation": json.dumps(evaluation),
+                "test_wape": f"{evaluation['model']['wape']:.4f}",
+                "gate": "promoted" if decision["promote"] else "not promoted",
+                "gate_reasons": json.dumps(decision["verdict"]),
+                ALIAS_CHANGE_TAG: str(journal[-1].number) if journal else "0",
+            },
+        )
+        crash_point("register.after_version")
+        return version
+
+
+def _run_tags(
+    params: Params,
+    job: Job,
+    record: dict[str, Any],
+    manifest: testset.TestSetManifest,
+    by: str,
+) -> dict[str, str]:
+    """What a run and its model version say about their lineage."""
+    built = record["build_table"]
+    return {
         "data_version": str(job.data_version),
         "data_content_hash": built["data_content_hash"],
         "data_dvc_md5": built["data_dvc_md5"],
@@ -606,88 +637,87 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
         "trained_by": by,
         "job": job.name,
     }
-    example = input_example(test_frame, manifest, params)
-    journal = registry.changes(params)
-    seen = str(journal[-1].number) if journal else "0"
-    with (
-        registry.asking(params, f"record training {job.name}"),
-        # Tagged as it is created: a run killed at any point can be told by its `job` tag.
-        mlflow.start_run(
-            experiment_id=registry.experiment_id(params),
-            run_name=f"data-v{job.data_version}",
-            tags=tags,
-        ),
-    ):
-        mlflow.log_params(
-            {
-                "estimator": params.train.estimator,
-                **{f"estimator.{k}": v for k, v in params.train.estimator_params.items()},
-                "frequency": params.table.frequency,
-                "horizon": params.forecast.horizon,
-                "lags": list(params.forecast.lags),
-                "windows": list(params.forecast.windows),
-                "train_rows": built["train_rows"],
-                "backtest_cutoff": evaluated["backtest"]["cutoff"],
-            }
-        )
-        mlflow.log_metrics(evaluated["metrics"])
-        mlflow.log_input(
-            from_pandas(table, source=str(params.dataset_dir), name=name, targets=TARGET),
-            context="training",
-        )
-        mlflow.log_input(
-            from_pandas(
-                test_frame,
-                source=str(testset.paths(params)[0]),
-                name=f"pinned_test_set@{manifest.version}",
-                targets=TARGET,
-            ),
-            context="testing",
-        )
-        mlflow.log_dict(evaluated["backtest"], "backtest.json")
-        mlflow.log_dict(
-            {"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json"
-        )
-        recorded = {
-            reference.REFERENCE_FILE: record["fit"]["reference_sha256"],
-            reference.OUTLIERS_FILE: record["fit"]["outliers_sha256"],
+
+
+def _log_run(
+    params: Params,
+    job: Job,
+    record: dict[str, Any],
+    test_frame: pd.DataFrame,
+    manifest: testset.TestSetManifest,
+) -> None:
+    """Params, metrics, the training and test inputs, the backtest, the gate's verdict and
+    the monitoring reference, into the active run."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    evaluated, decision = record["evaluate"], record["gate"]
+    mlflow.log_params(
+        {
+            "estimator": params.train.estimator,
+            **{f"estimator.{k}": v for k, v in params.train.estimator_params.items()},
+            "frequency": params.table.frequency,
+            "horizon": params.forecast.horizon,
+            "lags": list(params.forecast.lags),
+            "windows": list(params.forecast.windows),
+            "train_rows": record["build_table"]["train_rows"],
+            "backtest_cutoff": evaluated["backtest"]["cutoff"],
         }
-        for name, digest in recorded.items():
-            path = job.directory(params) / name
-            if sha256_file(path) != digest:
-                raise TrainingError(f"{path} changed since `fit`: run it again")
-            mlflow.log_artifact(str(path), artifact_path=reference.ARTIFACT_DIR)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            signature=infer_signature(example, pipeline.predict(example)),
-            input_example=example,
-            # Our transformers are top-level classes in an installed package, which skops
-            # (MLflow's default) refuses; cloudpickle stores them by reference.
-            serialization_format="cloudpickle",
-            pip_requirements=[
-                f"scikit-learn=={sklearn.__version__}",
-                f"pandas=={pd.__version__}",
-                f"numpy=={np.__version__}",
-            ],
-        )
-        evaluation = evaluated["evaluation"]
-        crash_point("register.before_version")
-        # One call creates the version with all its tags: a crash leaves it whole or absent.
-        version = mlflow.register_model(
-            info.model_uri,
-            params.mlflow.model_name,
-            tags=tags
-            | {
-                "evaluation": json.dumps(evaluation),
-                "test_wape": f"{evaluation['model']['wape']:.4f}",
-                "gate": "promoted" if decision["promote"] else "not promoted",
-                "gate_reasons": json.dumps(decision["verdict"]),
-                ALIAS_CHANGE_TAG: seen,
-            },
-        )
-        crash_point("register.after_version")
-        return version
+    )
+    mlflow.log_metrics(evaluated["metrics"])
+    table = from_pandas(
+        _load_table(params, job, record),
+        source=str(params.dataset_dir),
+        name=f"{params.dataset.name}@{job.data_version}",
+        targets=TARGET,
+    )
+    mlflow.log_input(table, context="training")
+    pinned = from_pandas(
+        test_frame,
+        source=str(testset.paths(params)[0]),
+        name=f"pinned_test_set@{manifest.version}",
+        targets=TARGET,
+    )
+    mlflow.log_input(pinned, context="testing")
+    mlflow.log_dict(evaluated["backtest"], "backtest.json")
+    mlflow.log_dict({"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json")
+    for name, step_key in (
+        (reference.REFERENCE_FILE, "reference_sha256"),
+        (reference.OUTLIERS_FILE, "outliers_sha256"),
+    ):
+        path = job.directory(params) / name
+        if sha256_file(path) != record["fit"][step_key]:
+            raise TrainingError(f"{path} changed since `fit`: run it again")
+        mlflow.log_artifact(str(path), artifact_path=reference.ARTIFACT_DIR)
+
+
+def _log_model(
+    pipeline: Any, test_frame: pd.DataFrame, manifest: testset.TestSetManifest, params: Params
+) -> str:
+    """Log the Pipeline with its signature and an input example; return its model URI."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow.models import infer_signature
+
+    example = input_example(test_frame, manifest, params)
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=infer_signature(example, pipeline.predict(example)),
+        input_example=example,
+        # Our transformers are top-level classes in an installed package, which skops
+        # (MLflow's default) refuses; cloudpickle stores them by reference.
+        serialization_format="cloudpickle",
+        # Explicit requirements: inferring them costs seconds per model (docs/benchmarks.md).
+        pip_requirements=[
+            f"scikit-learn=={sklearn.__version__}",
+            f"pandas=={pd.__version__}",
+            f"numpy=={np.__version__}",
+        ],
+    )
+    return str(info.model_uri)
 
 
 def train(
@@ -742,71 +772,3 @@ def replace_test_set(params: Params, reason: str) -> testset.TestSetManifest:
                     f"replaced by v{manifest.version} ({reason})",
                 )
     return manifest
-
-
-def lineage(params: Params, version: str) -> str:
-    """Everything that made a model version, and the command that restores its training data."""
-    model = registry.get_version(params, version)
-    tags = model.tags
-    run = registry.run_details(params, str(model.run_id))
-    metrics = run["metrics"]
-    current = testset.load_manifest(params)
-    data_version = int(tags.get("data_version", "0"))
-    record = Catalog(params.catalog_dir).load(params.dataset.name)
-    data = record.version(data_version) if data_version else None
-    held = registry.aliases(params).get(version, [])
-    lines = [
-        f"model {params.mlflow.model_name} version {version}"
-        + (f"  [aliases: {', '.join(held)}]" if held else ""),
-        f"  run:         {model.run_id} (trained by {tags.get('trained_by', '?')})",
-        f"  code:        git {tags.get('git_commit', 'unknown')}, config {tags.get('config_hash')}",
-    ]
-    if data is not None:
-        lines.append(
-            f"  data:        {record.name}@{data.version}: {data.first_month}..{data.last_month}, "
-            f"{data.rows:,} rows, content {data.content_hash}, dvc {data.dvc_md5}"
-        )
-        validated = [v for v in record.versions[: data.version] if v.validation]
-        passed = sum(bool(v.validation and v.validation.get("success")) for v in validated)
-        lines.append(
-            f"  validation:  {passed} of {data.version} batches passed "
-            f"`{(data.validation or {}).get('suite', '?')}`; the last one: "
-            f"{(data.validation or {}).get('data_docs', 'no Data Docs')}"
-        )
-    comparable = current is not None and tags.get("test_set_hash") == current.sha256
-    lines.append(
-        f"  test set:    v{tags.get('test_set_version')} sha256 {tags.get('test_set_hash')} "
-        f"({'the current one' if comparable else 'NOT the current one: scores not comparable'})"
-    )
-    for prefix, label in (
-        ("test", "model"),
-        ("test_seasonal_naive", "seasonal naive"),
-        ("test_persistence", "persistence"),
-    ):
-        lines.append(
-            f"  {label + ':':<16}rmse {metrics.get(prefix + '_rmse', float('nan')):.4f}  "
-            f"mae {metrics.get(prefix + '_mae', float('nan')):.4f}  "
-            f"wape {metrics.get(prefix + '_wape', float('nan')):.4f}"
-        )
-    steps = sorted(k for k in metrics if k.startswith("backtest_mae_step_"))
-    if steps:
-        per_step = " ".join(f"{metrics[k]:.3f}" for k in steps)
-        lines.append(
-            f"  backtest:    wape {metrics.get('backtest_wape', float('nan')):.4f} from "
-            f"{run['params'].get('backtest_cutoff')}; mae by step 1..{len(steps)}: {per_step}"
-        )
-    lines.append(f"  gate:        {tags.get('gate', '?')}")
-    for reason in json.loads(tags.get("gate_reasons", "[]")):
-        lines.append(f"               {reason}")
-    history = [m for m in registry.audit_log(params) if version in (m.to_version, m.from_version)]
-    lines.append("  alias history:")
-    for move in history or []:
-        lines.append(
-            f"    {move.at}  {move.alias}: {move.from_version or '-'} -> {move.to_version}  "
-            f"by {move.by}: {move.reason}"
-        )
-    if not history:
-        lines.append("    (never held an alias)")
-    if data is not None:
-        lines.append(f"  restore its training data:  powerops data checkout {data.version}")
-    return "\n".join(lines)

@@ -238,9 +238,9 @@ def cmd_model_list(params: Params, args: argparse.Namespace) -> int:
 
 
 def cmd_model_show(params: Params, args: argparse.Namespace) -> int:
-    from powerops.model import training
+    from powerops.model import lineage
 
-    print(training.lineage(params, str(args.version)))
+    print(lineage.lineage(params, str(args.version)))
     return 0
 
 
@@ -427,7 +427,7 @@ def _months_option(sub: argparse.ArgumentParser, what: str) -> None:
 
 
 def _data_commands(commands: Any) -> None:
-    """ingest, validate, publish; quarantine, data, catalog."""
+    """ingest, validate, publish, and the groups that inspect and decide on their data."""
     _months_option(
         _add(commands, "ingest", cmd_ingest, "write monthly raw batches from the source feed"),
         "ingest this month (repeatable); default ingest.start..ingest.through",
@@ -450,6 +450,12 @@ def _data_commands(commands: Any) -> None:
     _months_option(publish, "publish only this month's batch (repeatable); default every one")
     publish.add_argument("--no-push", action="store_true", help="skip the push to the DVC remote")
 
+    _quarantine_commands(commands)
+    _dataset_commands(commands)
+
+
+def _quarantine_commands(commands: Any) -> None:
+    """quarantine list|show|revalidate|reject."""
     held = _group(
         commands,
         "quarantine",
@@ -470,6 +476,9 @@ def _data_commands(commands: Any) -> None:
     reject.add_argument("month", type=_month, metavar="YYYY-MM")
     reject.add_argument("--reason", required=True, help="why, for the record")
 
+
+def _dataset_commands(commands: Any) -> None:
+    """data checkout|status; catalog list|show|search."""
     data = _group(
         commands,
         "data",

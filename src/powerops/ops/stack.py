@@ -146,44 +146,11 @@ def up(
     airflow_port = airflow_port or params.stack.airflow_port
     mlflow_port = mlflow_port or params.stack.mlflow_port
     home = params.run_dir / "airflow"
-    env = airflow_env(params, home, airflow_port)
     logs = params.run_dir / "logs"
-    setup = {**os.environ, **env}
-    subprocess.run(
-        [_bin("airflow"), "db", "migrate"],
-        env=setup,
-        check=True,
-        capture_output=True,
-        cwd=params.root,
-    )
-    subprocess.run(
-        [_bin("airflow"), "pools", "set", "powerops_workspace", "1", "DVC allows one writer"],
-        env=setup,
-        check=True,
-        capture_output=True,
-        cwd=params.root,
-    )
+    env = airflow_env(params, home, airflow_port)
+    _prepare_airflow(params, env)
     airflow_pid = _spawn([_bin("airflow"), "standalone"], env, logs / "airflow.log", params.root)
-    from powerops.model import registry
-
-    registry.client(params)  # create the SQLite store before the UI opens it
-    mlflow_pid = _spawn(
-        [
-            _bin("mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            params.tracking_uri,
-        ],
-        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"},
-        logs / "mlflow.log",
-        params.root,
-    )
+    mlflow_pid = _start_mlflow_ui(params, mlflow_port, logs)
     stack = Stack(
         airflow_pid,
         mlflow_pid,
@@ -199,6 +166,42 @@ def up(
         down(params)
         raise
     return stack
+
+
+def _prepare_airflow(params: Params, env: dict[str, str]) -> None:
+    """Airflow's metadata database, migrated, and the pool the workspace's tasks share."""
+    setup = {**os.environ, **env}
+    for command in (
+        ["db", "migrate"],
+        ["pools", "set", "powerops_workspace", "1", "DVC allows one writer"],
+    ):
+        subprocess.run(
+            [_bin("airflow"), *command], env=setup, check=True, capture_output=True, cwd=params.root
+        )
+
+
+def _start_mlflow_ui(params: Params, port: int, logs: Path) -> int:
+    """The MLflow UI on the workspace's store, one worker, no job runner; its PID."""
+    from powerops.model import registry
+
+    registry.client(params)  # create the SQLite store before the UI opens it
+    return _spawn(
+        [
+            _bin("mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            params.tracking_uri,
+        ],
+        {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"},
+        logs / "mlflow.log",
+        params.root,
+    )
 
 
 def _stop_group(pid: int, grace: float) -> None:

@@ -377,54 +377,17 @@ def _datetimes(name: str, values: list[datetime]) -> np.ndarray:
 
 
 def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
-    from contextlib import asynccontextmanager
-
+    """The service: /health, /ready, /metrics and /predict around the champion in `holder`."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from starlette.concurrency import run_in_threadpool
-    from threadpoolctl import threadpool_limits
 
     holder = holder or ModelHolder(params)
     buffer = LogBuffer(params)
     metrics = Metrics()
     name = params.mlflow.model_name
     holder.on_swap = lambda served: metrics.serving(name, served.version)
-    stop = threading.Event()
     api_key = os.environ.get(params.serve.api_key_env) or None
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Any:
-        # One OpenMP thread per prediction (train.threads): with the default, each of the
-        # model's trees waits for threads on every core, and a busy machine made one request
-        # take 107 ms instead of 4.9 ms (measured by bench/serve.py's author).
-        threadpool_limits(limits=params.train.threads)
-        if holder.current is None:
-            holder.refresh()
-        else:  # a holder loaded before the app (tests): its model was not announced yet
-            metrics.serving(name, holder.current.version)
-        # Startup leaves ~350k long-lived objects (MLflow, pandas, the model): one full garbage
-        # collection over them takes ~300 ms, a pause every request in flight would wait out.
-        # Frozen, they are never scanned again; collections see what requests allocate.
-        gc.collect()
-        gc.freeze()
-        threads = [
-            threading.Thread(target=holder.follow, args=(stop,), daemon=True),
-            threading.Thread(target=buffer.follow, args=(stop,), daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=10)
-            buffer.flush()
-            if metrics.multiprocess:
-                from prometheus_client import multiprocess
-
-                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-    app = FastAPI(title="powerops forecasts", lifespan=lifespan)
+    app = FastAPI(title="powerops forecasts", lifespan=_lifespan(params, holder, buffer, metrics))
     app.state.holder, app.state.log, app.state.metrics = holder, buffer, metrics
 
     @app.get("/health")
@@ -453,73 +416,128 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
             # A one-day request takes ~2 ms of CPU: less than handing it to a worker thread
             # and back costs. Larger ones run on a worker thread so that the event loop keeps
             # accepting connections and answering /health and /metrics meanwhile.
-            answer = answer_request(served, body, key)
+            answer = answer_request(params, api_key, served, body, key)
         else:
-            answer = await run_in_threadpool(answer_request, served, body, key)
-        for value in answer.outputs:
-            metrics.predictions.observe(value)
-        for name in answer.skewed:
-            metrics.schema_skew.labels(field=name).inc()
+            answer = await run_in_threadpool(answer_request, params, api_key, served, body, key)
         seconds = time.perf_counter() - started
-        metrics.latency.observe(seconds)
-        metrics.requests.labels(status=str(answer.status)).inc()
+        _count(metrics, buffer, request_id, served, answer, seconds)
         version = served.version if served else ""
-        buffer.add(
-            predictionlog.record(
-                request_id,
-                datetime.now(UTC),
-                "online",
-                version,
-                answer.status,
-                seconds * 1000,
-                answer.inputs,
-                answer.features,
-                answer.outputs,
-                [f"{name}: {answer.content.get('detail', '')}" for name in answer.skewed],
-                rows=answer.rows,
-            )
-        )
         content = {"request_id": request_id, "model_version": version} | answer.content
         headers = {"x-request-id": request_id}
         return JSONResponse(content, status_code=answer.status, headers=headers)
 
-    def answer_request(served: Served | None, body: bytes, key: str) -> Answer:
-        """The answer to one request, with what the prediction log keeps of it."""
-        try:
-            if api_key and not hmac.compare_digest(key, api_key):
-                raise RequestError(401, "missing or wrong X-API-Key")
-            if served is None:
-                raise RequestError(503, "no champion loaded yet")
-            columns = parse(body, served, params)
-            forecast = np.flatnonzero(np.isnan(columns[TARGET]))
-            if not len(forecast):
-                raise RequestError(
-                    422, f"{TARGET}: no row to forecast (rows with {TARGET} null are forecast)"
-                )
-            try:
-                features = served.features(columns, forecast)
-            except (ValueError, TypeError) as exc:  # the transformers' own input checks
-                raise RequestError(422, f"timestamp: {exc}", []) from None
-            outputs = served.predict(features).tolist()
-            when = np.datetime_as_string(columns["timestamp"][forecast], unit="s").tolist()
-            predictions = [
-                {"timestamp": moment, TARGET: value}
-                for moment, value in zip(when, outputs, strict=True)
-            ]
-            return Answer(
-                200,
-                {"predictions": predictions},
-                outputs=outputs,
-                rows=len(columns[TARGET]),
-                inputs=body.decode(),  # valid JSON of the model's schema: logged as received
-                features=predictionlog.split_json(
-                    served.feature_names, forecast.tolist(), features
-                ),
-            )
-        except RequestError as exc:
-            return Answer(exc.status, {"detail": exc.message}, skewed=exc.skewed)
-
     return app
+
+
+def _lifespan(params: Params, holder: ModelHolder, buffer: LogBuffer, metrics: Metrics) -> Any:
+    """Start-up and shut-down of one worker process: load the champion, follow its alias and
+    write the prediction log in the background, flush the log on the way out."""
+    from contextlib import asynccontextmanager
+
+    from threadpoolctl import threadpool_limits
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        # One OpenMP thread per prediction (train.threads): with more, each of the model's
+        # trees waits for threads on every core, and a busy machine slows every request.
+        threadpool_limits(limits=params.train.threads)
+        if holder.current is None:
+            holder.refresh()
+        else:  # a holder loaded before the app (tests): its model was not announced yet
+            metrics.serving(params.mlflow.model_name, holder.current.version)
+        # Start-up leaves hundreds of thousands of long-lived objects (MLflow, pandas, the
+        # model); frozen, garbage collections never pause a request to scan them again.
+        gc.collect()
+        gc.freeze()
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=holder.follow, args=(stop,), daemon=True),
+            threading.Thread(target=buffer.follow, args=(stop,), daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+            buffer.flush()
+            if metrics.multiprocess:
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    return lifespan
+
+
+def _count(
+    metrics: Metrics,
+    buffer: LogBuffer,
+    request_id: str,
+    served: Served | None,
+    answer: Answer,
+    seconds: float,
+) -> None:
+    """One answered request in the metrics and the prediction log."""
+    for value in answer.outputs:
+        metrics.predictions.observe(value)
+    for name in answer.skewed:
+        metrics.schema_skew.labels(field=name).inc()
+    metrics.latency.observe(seconds)
+    metrics.requests.labels(status=str(answer.status)).inc()
+    buffer.add(
+        predictionlog.record(
+            request_id,
+            datetime.now(UTC),
+            "online",
+            served.version if served else "",
+            answer.status,
+            seconds * 1000,
+            answer.inputs,
+            answer.features,
+            answer.outputs,
+            [f"{name}: {answer.content.get('detail', '')}" for name in answer.skewed],
+            rows=answer.rows,
+        )
+    )
+
+
+def answer_request(
+    params: Params, api_key: str | None, served: Served | None, body: bytes, key: str
+) -> Answer:
+    """The answer to one request, with what the prediction log keeps of it."""
+    try:
+        if api_key and not hmac.compare_digest(key, api_key):
+            raise RequestError(401, "missing or wrong X-API-Key")
+        if served is None:
+            raise RequestError(503, "no champion loaded yet")
+        columns = parse(body, served, params)
+        forecast = np.flatnonzero(np.isnan(columns[TARGET]))
+        if not len(forecast):
+            raise RequestError(
+                422, f"{TARGET}: no row to forecast (rows with {TARGET} null are forecast)"
+            )
+        try:
+            features = served.features(columns, forecast)
+        except (ValueError, TypeError) as exc:  # the transformers' own input checks
+            raise RequestError(422, f"timestamp: {exc}", []) from None
+        outputs = served.predict(features).tolist()
+        when = np.datetime_as_string(columns["timestamp"][forecast], unit="s").tolist()
+        predictions = [
+            {"timestamp": moment, TARGET: value}
+            for moment, value in zip(when, outputs, strict=True)
+        ]
+        return Answer(
+            200,
+            {"predictions": predictions},
+            outputs=outputs,
+            rows=len(columns[TARGET]),
+            inputs=body.decode(),  # valid JSON of the model's schema: logged as received
+            features=predictionlog.split_json(served.feature_names, forecast.tolist(), features),
+        )
+    except RequestError as exc:
+        return Answer(exc.status, {"detail": exc.message}, skewed=exc.skewed)
 
 
 def serve(
