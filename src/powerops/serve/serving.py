@@ -17,11 +17,11 @@ endpoints' annotations from the module's globals.
 * Every request is appended to the prediction log (`powerops.serve.predictionlog`), which
   monitoring reads for latency, schema skew and feature skew.
 
-Speed: a one-day request costs ~1.5 ms of CPU, so it is answered on the event loop (a hop to
-a worker thread and back would cost more); bodies above INLINE_BYTES go to a worker thread.
-The body is validated by pydantic-core straight from the JSON bytes into NumPy columns; the
-features and the trees run on arrays (`Served`); the log keeps the body as received. Before,
-through pandas frames, a request cost ~20 ms.
+Speed: a small request is answered on the event loop (a hop to a worker thread and back
+would cost more than the work); bodies above INLINE_BYTES go to a worker thread. The body is
+validated by pydantic-core straight from the JSON bytes into NumPy columns; the features and
+the trees run on arrays (`Served`); the log keeps the body as received. The figures are in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ class Served:
 
     Requests run the pipeline on NumPy arrays: the feature union's transformers through their
     `transform_arrays` (the code their `transform` runs in training) and, for a few rows, the
-    trees as a FlatForest (the estimator's own predictions, bit for bit). A pandas frame per
-    request cost more than the arithmetic: 20 ms a request before, against ~2 ms now.
+    trees as a FlatForest (the estimator's own predictions, bit for bit): a pandas frame per
+    request would cost more than the arithmetic.
     """
 
     version: str
@@ -413,9 +413,9 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
         body = await request.body()
         key = request.headers.get("x-api-key", "")
         if len(body) <= INLINE_BYTES:
-            # A one-day request takes ~2 ms of CPU: less than handing it to a worker thread
-            # and back costs. Larger ones run on a worker thread so that the event loop keeps
-            # accepting connections and answering /health and /metrics meanwhile.
+            # A one-day request costs less CPU than handing it to a worker thread and back.
+            # Larger ones run on a worker thread so that the event loop keeps accepting
+            # connections and answering /health and /metrics meanwhile.
             answer = answer_request(params, api_key, served, body, key)
         else:
             answer = await run_in_threadpool(answer_request, params, api_key, served, body, key)
