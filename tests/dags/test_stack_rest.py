@@ -266,7 +266,7 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
         # Clear each task of the run that trained data v4, then of March's ingest run.
         by = registry.versions(params)[-1].tags["trained_by"]
         train_run = by.removeprefix("airflow:power_train/")
-        for task_id in ("build_table", "train", "evaluate", "gate", "register"):
+        for task_id in ("build_table", "fit", "evaluate", "gate", "register"):
             api.clear_and_wait("power_train", train_run, task_id)
             assert workspace_state(workspace) == state, f"power_train.{task_id} changed state"
         march = api.runs("power_ingest")[-2]["dag_run_id"]
