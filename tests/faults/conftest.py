@@ -17,8 +17,10 @@ import pytest
 
 from powerops.core.config import Params, load_params
 from powerops.core.faults import CRASH_ENV
+from powerops.core.months import parse_month
+from powerops.data import stages
 from powerops.data.catalog import Catalog
-from powerops.model import registry
+from powerops.model import registry, training
 from tests.conftest import (
     file_hashes,
     make_training_workspace,
@@ -56,11 +58,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, real_source_csv: Path) -> 
     workspace = make_training_workspace(
         tmp_path_factory.mktemp("faults") / "trained", real_source_csv
     )
-    powerops(workspace, "ingest")
-    powerops(workspace, "validate")
-    powerops(workspace, "publish", "--month", "2006-12", "--month", "2007-01", "--month", "2007-02")
-    powerops(workspace, "train")
-    powerops(workspace, "publish")
+    # Built in this process (the crashes run the CLI): one import of the stack, not five.
+    params = params_of(workspace)
+    stages.ingest(params)
+    stages.validate(params)
+    stages.publish(params, [parse_month(m) for m in ("2006-12", "2007-01", "2007-02")])
+    training.train(params, by=ACTOR["POWEROPS_ACTOR"])
+    stages.publish(params)
     return workspace
 
 
@@ -77,8 +81,8 @@ def pending(tmp_path_factory: pytest.TempPathFactory) -> Path:
         through="2008-12",
         validation={"collection_start": None, "collection_end": None},
     )
-    powerops(workspace, "ingest")
-    powerops(workspace, "validate")
+    stages.ingest(params_of(workspace))
+    stages.validate(params_of(workspace))
     return workspace
 
 

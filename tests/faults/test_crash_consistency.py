@@ -157,11 +157,11 @@ def test_two_publishes_at_once_end_as_one_after_the_other(
 ) -> None:
     """12 validated months, two `powerops publish` started `apart` seconds apart: the second
     waits for the first's workspace lock, then finds nothing left to publish. The first
-    stalls 0.3 s before each catalog write, so it is still publishing when the second
+    stalls 0.2 s before each catalog write, so it is still publishing when the second
     starts, whatever the machine's speed."""
     workspace = copy(pending, tmp_path / "ws")
     command = [str(VENV_BIN / "powerops"), "publish"]
-    stalled = os.environ | {STALL_ENV: "publish.before_catalog:0.3"}
+    stalled = os.environ | {STALL_ENV: "publish.before_catalog:0.2"}
     first = subprocess.Popen(command, cwd=workspace, stderr=subprocess.PIPE, text=True, env=stalled)
     time.sleep(apart)
     second = subprocess.Popen(command, cwd=workspace, stderr=subprocess.PIPE, text=True)
