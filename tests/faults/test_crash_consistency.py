@@ -5,6 +5,7 @@ And two writers at once end as one writer after the other would."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -171,3 +172,26 @@ def test_two_publishes_at_once_end_as_one_after_the_other(
     assert sum("waiting for the workspace lock" in text for text in errors) == 1, errors
     assert data_state(workspace) == published_in_one_go
     _assert_every_version_restores(workspace, only=[1, 6, 12])
+
+
+def test_a_rollback_without_the_pinned_test_set_is_refused_in_words(
+    before_rollback: Path, tmp_path: Path
+) -> None:
+    """Scores cannot be compared with a test set that is gone: say so (it was an empty hash)."""
+    workspace = copy(before_rollback, tmp_path / "ws")
+    shutil.rmtree(workspace / "data" / "test_set")
+    refused = powerops(workspace, "model", "rollback", "--reason", "spiky", check=False)
+    assert refused.returncode == 1 and "no pinned test set in" in refused.stderr
+    assert registry_state(workspace)["aliases"] == {"2": ["champion"], "1": ["previous"]}
+    # A reader that stops reading (`| head`) is no failure of powerops: no error line.
+    reader_gone = subprocess.Popen(
+        [str(VENV_BIN / "powerops"), "model", "list"],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader_gone.stdout is not None
+    reader_gone.stdout.close()  # before the command, still importing, writes a line
+    _, errors = reader_gone.communicate(timeout=60)
+    assert reader_gone.returncode == 141 and "error" not in errors, errors

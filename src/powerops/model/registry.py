@@ -377,6 +377,11 @@ def rollback(
         raise RegistryError(f"version {to_version} is already the champion")
     target = get_version(params, to_version)
     target_hash = target.tags.get("test_set_hash", "")
+    if not current_test_hash and not force:
+        raise RegistryError(
+            f"no pinned test set in {params.test_set_dir} to check version {to_version}'s "
+            "scores against (was it deleted?): restore it, or use --force to roll back anyway"
+        )
     if target_hash != current_test_hash and not force:
         raise RegistryError(
             f"version {to_version} was scored on test set {target_hash[:12] or '(none)'}, the "

@@ -676,6 +676,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, "powerops " + " ".join(words))
     except PowerOpsError as exc:  # a failure named in words: one line, its exit status
         return _fail(args, f"error: {exc}", exc.exit_status)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing is wrong, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as shell tools exit
     except Exception as exc:  # a bug or an unforeseen fault: still one line, never a success
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         return _fail(
