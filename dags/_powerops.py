@@ -79,6 +79,10 @@ def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Itera
         yield config
 
 
+def task_alert_key(dag_id: str, task_id: str) -> str:
+    return f"airflow/{dag_id}/{task_id}"
+
+
 class PowerOpsAlertNotifier(BaseNotifier):
     """Sends a task failure through powerops' one alerting interface (JSONL log + webhook)."""
 
@@ -88,11 +92,48 @@ class PowerOpsAlertNotifier(BaseNotifier):
         ti = context["ti"]
         alerts.emit(
             alerts.Alert(
-                key=f"airflow/{ti.dag_id}/{ti.task_id}",
+                key=task_alert_key(ti.dag_id, ti.task_id),
                 severity="critical",
                 source="airflow",
                 summary=f"{ti.dag_id}.{ti.task_id} failed (run {context['run_id']})",
-                details={"exception": str(context.get("exception", ""))[:2000]},
+                details={
+                    "exception": str(context.get("exception", ""))[:2000],
+                    "dag_id": ti.dag_id,
+                    "task_id": ti.task_id,
+                    "run_id": context["run_id"],
+                    "try_number": ti.try_number,
+                },
             ),
             params(),
         )
+
+
+class PowerOpsResolveNotifier(BaseNotifier):
+    """Resolves a task's open failure alert when the task next succeeds (in any run)."""
+
+    def notify(self, context: Any) -> None:
+        from powerops.core import alerts
+
+        ti = context["ti"]
+        key = task_alert_key(ti.dag_id, ti.task_id)
+        config = params()
+        if key not in alerts.open_alerts(config, key):
+            return
+        alerts.emit(
+            alerts.Alert(
+                key=key,
+                severity="critical",
+                source="airflow",
+                summary=f"resolved: {ti.dag_id}.{ti.task_id} succeeded (run {context['run_id']})",
+                details={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": context["run_id"]},
+                status="resolved",
+            ),
+            config,
+        )
+
+
+# Every task: a failure alerts, the next success resolves it (the view lists the open ones).
+CALLBACKS: dict[str, Any] = {
+    "on_failure_callback": PowerOpsAlertNotifier(),
+    "on_success_callback": PowerOpsResolveNotifier(),
+}

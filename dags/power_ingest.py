@@ -7,27 +7,36 @@ Monthly. Takes one calendar month of the source feed through the data gate:
 2. **validate**: run the Great Expectations suite `raw_batch`; a failing batch goes to
    quarantine, an alert is emitted and the run fails without retrying;
 3. **publish**: make the batch the next dataset version (DVC snapshot and push, catalog),
-   which updates the Asset `household_power` and so schedules `power_train`.
+   which updates the Asset `household_power` and so schedules `power_train` and
+   `power_monitor`. A month that is already a version publishes nothing and skips: no Asset
+   event, so a replay or a rerun triggers no training.
 
-The month is the run's data interval. The DAG starts with `ingest.start` and ends with
-`ingest.through` from params.yaml, so unpausing it makes the scheduler catch up on the months
-`dvc repro` ingests, one run at a time. A run for a month outside that range (the one interval
-catchup schedules past the end, or a manual run) skips, saying why. In the cluster profile
-(`state.shared`) each task pulls the shared state from the DVC remote first and pushes what it
-wrote, so the next step may run on another worker (docs/deploy.md).
+**Which month.** Trigger with `month` (YYYY-MM) to take that month; without it, the month is
+the run's data interval. A month outside `ingest.start..through` in params.yaml skips, saying
+why (so does the one interval catchup schedules past the end).
+
+**What unpausing does.** The DAG starts with `ingest.start` and ends with `ingest.through`, so
+unpausing it (also by "unpause on trigger") makes the scheduler catch up on every one of those
+months first, one run at a time. Months already published cost a run each and change nothing:
+their publish skips and tells nobody. A paused DAG runs no run, not even a triggered one; to
+take one month without the catchup, use `powerops ingest/validate/publish --month YYYY-MM`
+(the same code).
+
+In the cluster profile (`state.shared`) each task pulls the shared state from the DVC remote
+first and pushes what it wrote, so the next step may run on another worker (docs/deploy.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from _powerops import (
+    CALLBACKS,
     DATASET,
     DEFAULT_ARGS,
     WORKSPACE_POOL,
-    PowerOpsAlertNotifier,
     replay_months,
     workspace,
 )
@@ -36,8 +45,11 @@ FIRST_MONTH, AFTER_LAST_MONTH = replay_months()
 
 
 def _month(context: dict[str, Any]) -> Any:
-    from powerops.core.months import Month
+    """The `month` param if the trigger gave one, else the run's data interval."""
+    from powerops.core.months import Month, parse_month
 
+    if chosen := context["params"].get("month"):
+        return parse_month(chosen)
     start = context["data_interval_start"]
     return Month(start.year, start.month)
 
@@ -50,9 +62,22 @@ def _month(context: dict[str, Any]) -> Any:
     end_date=AFTER_LAST_MONTH,
     catchup=True,
     max_active_runs=1,
+    description="Take one month of meter readings through validation into a dataset version",
     doc_md=__doc__,
     tags=["powerops", "data"],
-    default_args=DEFAULT_ARGS | {"on_failure_callback": PowerOpsAlertNotifier()},
+    default_args=DEFAULT_ARGS | CALLBACKS,
+    params={
+        "month": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+            title="Month",
+            description=(
+                "The month to ingest, YYYY-MM, within ingest.start..through of params.yaml; "
+                "empty: the run's data interval."
+            ),
+        ),
+    },
 )
 def power_ingest() -> None:
     @task(pool=WORKSPACE_POOL)
@@ -90,11 +115,22 @@ def power_ingest() -> None:
 
     @task(pool=WORKSPACE_POOL, outlets=[DATASET])
     def publish(batch: dict[str, Any], **context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from powerops.data import stages
 
+        month = _month(context)
+        by = f"airflow:power_ingest/{context['run_id']}"
         with workspace(context) as config:
-            versions = stages.publish(config, [_month(context)])
-        return batch | {"versions": [v.version for v in versions]}
+            versions = stages.publish(config, [month], by=by)
+            # A version an earlier try of this run made (killed before it succeeded) is news
+            # nobody was told yet.
+            news = versions or [v for v in [stages.published_by(config, month, by)] if v]
+        if not news:
+            # Skipped, so Airflow emits no Asset event: nothing downstream runs for old news.
+            raise AirflowSkipException(f"{month} is already in the dataset: nothing new")
+        print(f"published {month} as dataset version {news[-1].version}")
+        return batch | {"versions": [v.version for v in news]}
 
     publish(validate(ingest()))
 

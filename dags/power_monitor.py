@@ -13,6 +13,11 @@ Watches the champion and the data flowing in over the last `monitor.window_days`
 - every **SLO** in params.yaml: error budget left and multi-window burn rates. Alerts go
   through the alerting interface, deduplicated, and resolve when the condition clears.
 
+**On the data's clock.** A run judges the `date` param if given, else the day after the latest
+data (as `powerops monitor` does), never the wall clock: replayed months end in 2008. A run
+that is not manual (the schedule, an Asset event) skips when that day is already judged for
+the current champion: no new data, no new point in any history.
+
 Reports: `reports/monitor/<date>/report.html` (self-contained) and `report.json`, the latest
 at `reports/monitor/latest/`. Runs with no champion yet skip. Same code as `powerops monitor`.
 """
@@ -24,10 +29,10 @@ from typing import Any
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from _powerops import (
+    CALLBACKS,
     DATASET,
     DEFAULT_ARGS,
     WORKSPACE_POOL,
-    PowerOpsAlertNotifier,
     replay_months,
     workspace,
 )
@@ -44,15 +49,18 @@ FIRST_MONTH, _ = replay_months()
     start_date=FIRST_MONTH,
     catchup=False,
     max_active_runs=1,
+    description="Daily 06:00 UTC and on each new dataset version: drift, SLOs, live error",
     doc_md=__doc__,
     tags=["powerops", "monitoring"],
-    default_args=DEFAULT_ARGS | {"on_failure_callback": PowerOpsAlertNotifier()},
+    default_args=DEFAULT_ARGS | CALLBACKS,
     params={
         "date": Param(
             None,
             type=["null", "string"],
             format="date",
-            description="Monitor as of this date (YYYY-MM-DD); empty: the run's date.",
+            description=(
+                "Monitor as of this date (YYYY-MM-DD); empty: the day after the latest data."
+            ),
         ),
     },
 )
@@ -62,16 +70,20 @@ def power_monitor() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from powerops.core.months import parse_day
+        from powerops.data.datasets import day_after_latest
+        from powerops.model import registry
         from powerops.monitor import monitoring
 
         chosen = context["params"].get("date")
-        when = context.get("logical_date") or context["dag_run"].run_after
-        today = parse_day(chosen) if chosen else when.date()
-        try:
-            with workspace(context) as config:
-                report = monitoring.monitor(config, today)
-        except monitoring.NoChampionError as exc:
-            raise AirflowSkipException(str(exc)) from None
+        with workspace(context) as config:
+            if registry.alias_version(config, registry.CHAMPION) is None:
+                raise AirflowSkipException("no champion yet: nothing to monitor")
+            today = parse_day(chosen) if chosen else day_after_latest(config)
+            manual = str(context["dag_run"].run_type).endswith("manual")
+            if not chosen and not manual and (old := monitoring.already_judged(config, today)):
+                raise AirflowSkipException(old)
+            by = f"airflow:power_monitor/{context['run_id']}"
+            report = monitoring.monitor(config, today, by=by)
         for line in monitoring.summary_lines(report):
             print(line)
         return {

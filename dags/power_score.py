@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from _powerops import DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, replay_months, workspace
+from _powerops import CALLBACKS, DEFAULT_ARGS, WORKSPACE_POOL, replay_months, workspace
 
 FIRST_MONTH, _ = replay_months()
 
@@ -27,9 +27,10 @@ FIRST_MONTH, _ = replay_months()
     start_date=FIRST_MONTH,
     catchup=False,
     max_active_runs=1,
+    description="Forecast the next day's hours with the champion, daily 05:00 UTC",
     doc_md=__doc__,
     tags=["powerops", "serving"],
-    default_args=DEFAULT_ARGS | {"on_failure_callback": PowerOpsAlertNotifier()},
+    default_args=DEFAULT_ARGS | CALLBACKS,
 )
 def power_score() -> None:
     @task(pool=WORKSPACE_POOL)

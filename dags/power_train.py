@@ -27,7 +27,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from _powerops import DATASET, DEFAULT_ARGS, WORKSPACE_POOL, PowerOpsAlertNotifier, workspace
+from _powerops import CALLBACKS, DATASET, DEFAULT_ARGS, WORKSPACE_POOL, workspace
 
 
 def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
@@ -42,9 +42,10 @@ def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
     start_date=datetime(2006, 12, 1),
     catchup=False,
     max_active_runs=1,
+    description="Train on the newest dataset version, gate against the champion, register",
     doc_md=__doc__,
     tags=["powerops", "model"],
-    default_args=DEFAULT_ARGS | {"on_failure_callback": PowerOpsAlertNotifier()},
+    default_args=DEFAULT_ARGS | CALLBACKS,
 )
 def power_train() -> None:
     @task(pool=WORKSPACE_POOL)

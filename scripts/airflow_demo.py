@@ -4,7 +4,8 @@ For each month, runs `power_ingest`, then `power_monitor` and `power_train` (whi
 Asset schedules) with `dag.test()`: real Airflow DAG runs and task instances in an embedded
 SQLite metadata database, with every task executed in this one process, so powerops and its
 libraries are imported once instead of once per task (the scheduler would start a process per
-task). Nothing to install, no server.
+task). Nothing to install, no server. The database is the one `make up` serves
+(`.run/airflow`), so the UI shows the demo's runs, and the alias history's run ids open there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    home = ROOT / ".run" / "airflow-demo"
+    from powerops.core.config import load_params
+    from powerops.ops import stack
+
+    params = load_params(ROOT / "params.yaml")
+    running = stack.status(params)
+    if running is not None:
+        # Its scheduler would run the DAGs the demo's Asset events trigger, beside the demo.
+        print(
+            f"the stack is running ({running.airflow_url}): `make down` first, or trigger the "
+            "DAGs from the UI",
+            file=sys.stderr,
+        )
+        return 1
+    home = ROOT / ".run" / "airflow"
     os.environ.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -43,9 +57,6 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "dags"))
     from airflow.dag_processing.dagbag import DagBag
 
-    from powerops.core.config import load_params
-
-    params = load_params(ROOT / "params.yaml")
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     months = params.ingest.months
     for number, month in enumerate(months, 1):

@@ -96,7 +96,17 @@ def test_workspace_tasks_share_one_pool_and_validate_never_retries(
     assert published == {
         asset.uri for asset in bag.dags["power_train"].timetable.asset_condition.objects
     }
-    assert set(bag.dags["power_rollback"].params) == {"to_version", "reason", "force"}
+    rollback = bag.dags["power_rollback"]
+    assert set(rollback.params) == {"to_version", "reason", "force", "expected_champion"}
+    # A manual DAG that started paused would queue the view's rollback forever.
+    assert rollback.is_paused_upon_creation is False
+    assert set(ingest.params) == {"month"}
+    # Every task alerts on failure and resolves its alert on the next success; every DAG
+    # says in a line what it does.
+    for dag in bag.dags.values():
+        assert dag.description, dag.dag_id
+        for task in dag.tasks:
+            assert task.on_failure_callback and task.on_success_callback, task.task_id
     # power_monitor runs daily and after every new dataset version.
     monitor = bag.dags["power_monitor"].timetable
     assert published == {monitor.asset_condition.uri}

@@ -67,10 +67,28 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
     assert again.alerts.raised == [] and BURN in again.alerts.firing
     log = alerts.read_log(params.resolve(params.alerts.log))
     assert [e["status"] for e in log if e["key"] == BURN] == ["firing"]
+    # A scheduled run for a day already judged for this champion is old news.
+    assert "already judged" in (monitoring.already_judged(params, date(2007, 3, 20)) or "")
+    assert monitoring.already_judged(params, date(2007, 3, 21)) is None
 
     manifest = testset.load_manifest(params)
     assert manifest is not None
-    registry.rollback(params, "test: constant forecasts", None, manifest.sha256)
+    audit = registry.audit_log(params)
+    # A rollback decided on another champion (a second click, a stale page) changes nothing.
+    with pytest.raises(registry.ChampionMovedError, match=f"not version {good.model_version}"):
+        registry.rollback(
+            params, "stale", None, manifest.sha256, expected_champion=good.model_version
+        )
+    assert registry.audit_log(params) == audit
+    registry.rollback(
+        params,
+        "test: constant forecasts",
+        None,
+        manifest.sha256,
+        expected_champion=bad.model_version,
+    )
+    # Another champion makes the same day news again.
+    assert monitoring.already_judged(params, date(2007, 3, 20)) is None
     after = monitoring.monitor(params, date(2007, 4, 1))
     assert after.champion.version == good.model_version
     assert BURN in after.alerts.resolved and BURN not in after.alerts.firing

@@ -123,9 +123,10 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
     alert = {"severity": "critical", "since": "2008-09-01", "summary": "budget burning"}
     state = params.monitor_reports_dir / alerting.ALERT_STATE_FILE
     state.write_text(json.dumps({"slo:forecast_accuracy:fast_burn": alert}))
+    trained_by = "airflow:power_train/scheduled__2008-09-01T00:00:00+00:00"
     for move in (
         registry.AliasMove("t1", "m", "champion", None, "1", "gate passed", "airflow"),
-        registry.AliasMove("t2", "m", "champion", "1", "2", "gate passed", "airflow"),
+        registry.AliasMove("t2", "m", "champion", "1", "2", "gate passed", trained_by),
         registry.AliasMove("t3", "m", "champion", "2", "1", "<script>alert(1)</script>", "ui"),
     ):
         registry._append_audit(params, move)
@@ -137,12 +138,21 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
             "build_table": {"data_version": str(int(version) + 2), "test_set_hash": "f" * 64},
             "evaluate": {"metrics": {"test_wape": wape, "test_seasonal_naive_wape": 0.56}},
             "gate": {"promote": True},
-            "register": {"model_version": version},
+            "register": {"model_version": version, "run_id": f"run{version}"},
         }
         (job / "job.json").write_text(json.dumps(record))
 
     page = opsview.render(opsview.gather(params), params)
-    assert "Champion: <b>v1</b>" in page  # the last champion move is the rollback to v1
+    mlflow = f"http://127.0.0.1:{params.stack.mlflow_port}"
+    model = f"{mlflow}/#/models/{params.mlflow.model_name}/versions"
+    # The last champion move is the rollback to v1; it links to the version in MLflow.
+    assert f'Champion: <b><a href="{model}/1" target=_blank>v1</a></b>' in page
+    assert f'<a href="{mlflow}/#/runs/run2" target=_blank>run</a>' in page
+    # The move power_train made links to its run in Airflow's UI; the person's does not.
+    run = "/dags/power_train/runs/scheduled__2008-09-01T00%3A00%3A00%2B00%3A00"
+    assert f'<a href="{run}" target=_top>{trained_by}</a>' in page
+    assert "<span class=muted>ui</span>" in page
+    assert '<input type=hidden name=expected_champion value="1">' in page
     assert "forecast_accuracy" in page and "input_schema" in page
     assert ">0%<" in page and "-0%" not in page  # an exhausted budget, not a negative zero
     assert "5.00 (2 d) / 4.00 (7 d), alert at 3.5x <b class=bad>firing</b>" in page
@@ -153,7 +163,7 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert '<option value="2">v2</option>' in page  # a rollback target other than the champion
     assert "All versions were scored on the same pinned test set." in page
-    assert "<td>v2</td><td>v4</td><td><code>ffffffffffff</code></td><td>0.440</td>" in page
+    assert ">v2</a></td><td>v4</td><td><code>ffffffffffff</code></td><td>0.440</td>" in page
 
 
 def test_the_app_serves_the_page_behind_the_given_guard(params: Params) -> None:
@@ -168,3 +178,75 @@ def test_the_app_serves_the_page_behind_the_given_guard(params: Params) -> None:
     assert client.get("/").status_code == 401
     answer = client.get("/", headers={"authorization": "Bearer ok"})
     assert answer.status_code == 200 and "powerops model operations" in answer.text
+
+
+def test_task_failures_stay_open_until_the_task_succeeds(params: Params) -> None:
+    from powerops.core import alerts
+
+    def event(status: str, run: str) -> alerts.Alert:
+        details = {"dag_id": "power_rollback", "task_id": "rollback", "run_id": run}
+        summary = f"power_rollback.rollback {status} (run {run})"
+        return alerts.Alert(
+            "airflow/power_rollback/rollback", "critical", "airflow", summary, details, status
+        )
+
+    alerts.emit(event("firing", "manual__1"), params)
+    page = opsview.render(opsview.gather(params), params)
+    assert "airflow/power_rollback/rollback" in page and "No alert is open." not in page
+    failed = '<a href="/dags/power_rollback/runs/manual__1/tasks/rollback" target=_top>'
+    assert failed + "the failed run</a>" in page
+    alerts.emit(event("resolved", "manual__2"), params)
+    page = opsview.render(opsview.gather(params), params)
+    assert "No alert is open." in page
+
+
+def test_reports_and_data_docs_are_served_and_linked_and_nothing_else(params: Params) -> None:
+    from fastapi.testclient import TestClient
+
+    from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
+
+    docs = params.resolve(params.validation.data_docs or "")
+    page = docs / "validations" / "raw_batch" / "2007-01.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html>data docs of 2007-01</html>")
+    batch = {"month": "2007-01", "file": "2007-01.parquet", "sha256": "0", "raw_sha256": "0"}
+    check = {"success": True, "evaluated": 38, "data_docs": str(page.relative_to(params.root))}
+    version = VersionRecord(
+        version=1,
+        content_hash="c" * 64,
+        dvc_md5="d",
+        parent=None,
+        added=batch | {"rows": 1},
+        first_month="2007-01",
+        last_month="2007-01",
+        month_count=1,
+        rows=1,
+        created_at="t",
+        validation=check,
+        created_by="airflow:power_ingest/manual__3",
+    )
+    Catalog(params.catalog_dir).save(
+        DatasetRecord(name=params.dataset.name, description="d", owner="o", versions=[version])
+    )
+    day = params.monitor_reports_dir / "2007-02-01"
+    day.mkdir(parents=True)
+    (day / "report.html").write_text("<html>the report of 2007-02-01</html>")
+    history = {"2007-02-01": {"champion": "1", "alerts": [], "by": "airflow:power_monitor/m__4"}}
+    (params.monitor_reports_dir / monitoring.HISTORY_FILE).write_text(json.dumps(history))
+    (params.root / "secret.txt").write_text("not for the browser")
+
+    html = opsview.render(opsview.gather(params), params)
+    links = [
+        "data-docs/validations/raw_batch/2007-01.html",
+        "/dags/power_ingest/runs/manual__3",
+        "reports/2007-02-01/report.html",
+        "/dags/power_monitor/runs/m__4",
+    ]
+    for link in links:
+        assert f'<a href="{link}"' in html, link
+    client = TestClient(opsview.create_app(params))
+    assert "data docs of 2007-01" in client.get(f"/{links[0]}").text
+    assert "the report of 2007-02-01" in client.get(f"/{links[2]}").text
+    for escape in ("/reports/../../secret.txt", "/reports/%2e%2e/%2e%2e/secret.txt"):
+        assert client.get(escape).status_code == 404, escape
+    assert client.get("/data-docs/nothing.html").status_code == 404

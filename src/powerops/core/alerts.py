@@ -52,6 +52,16 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def open_alerts(params: Params, prefix: str) -> dict[str, dict[str, Any]]:
+    """The alerts whose key starts with `prefix` and whose latest event in the log fires."""
+    latest = {
+        event["key"]: event
+        for event in read_log(params.resolve(params.alerts.log))
+        if event["key"].startswith(prefix)
+    }
+    return {key: event for key, event in latest.items() if event["status"] == "firing"}
+
+
 def _post(url: str, payload: dict[str, Any], timeout: float) -> str:
     request = urllib.request.Request(
         url,

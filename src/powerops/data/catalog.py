@@ -57,6 +57,8 @@ class VersionRecord(_Record):
     rows: int
     created_at: str
     validation: dict[str, Any] | None = None
+    # Who published it: `airflow:power_ingest/<run id>`, or empty (the CLI, `dvc repro`).
+    created_by: str = ""
 
 
 class DatasetRecord(_Record):

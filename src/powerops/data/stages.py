@@ -315,14 +315,15 @@ def reject(params: Params, month: Month, reason: str) -> None:
 
 
 def publish(
-    params: Params, months: list[Month] | None = None, push: bool = True
+    params: Params, months: list[Month] | None = None, push: bool = True, by: str = ""
 ) -> list[VersionRecord]:
     """Accept validated batches into new dataset versions, one version per batch, oldest first.
 
     Only a batch whose verdict passed, for exactly the bytes now on disk, is accepted: copied
     into `paths.dataset`, snapshotted into DVC (and pushed to the remote), then appended to
     the catalog with its validation summary. A month already in the dataset is skipped if it
-    came from the same raw bytes and refused otherwise (versions are append-only).
+    came from the same raw bytes and refused otherwise (versions are append-only). `by` says
+    who published, in each new version's record.
     """
     catalog = Catalog(params.catalog_dir)
     record = _dataset_record(params)
@@ -332,12 +333,23 @@ def publish(
         verdict = _acceptable(params, record, month, raw_path, strict=months is not None)
         if verdict is None:
             continue
-        version = _add_version(params, record, month, verdict, push)
+        version = _add_version(params, record, month, verdict, push, by)
         catalog.save(record)  # after every version: a crash later keeps this one recorded
         published.append(version)
     if not catalog.exists(record.name):
         catalog.save(record)
     return published
+
+
+def published_by(params: Params, month: Month, by: str) -> VersionRecord | None:
+    """The version that added `month`, if `by` published it (an earlier try of the same run,
+    killed after the catalog recorded it, whose news is still to be told)."""
+    catalog = Catalog(params.catalog_dir)
+    name = params.dataset.name
+    versions = catalog.load(name).versions if catalog.exists(name) else []
+    return next(
+        (v for v in versions if v.added.month == str(month) and by and v.created_by == by), None
+    )
 
 
 def _acceptable(
@@ -367,7 +379,7 @@ def _acceptable(
 
 
 def _add_version(
-    params: Params, record: DatasetRecord, month: str, verdict: Verdict, push: bool
+    params: Params, record: DatasetRecord, month: str, verdict: Verdict, push: bool, by: str
 ) -> VersionRecord:
     """Copy the validated bytes into the working copy, snapshot (and push) it, and append the
     version to `record`."""
@@ -395,6 +407,7 @@ def _add_version(
         month=month, file=target.name, sha256=digest, raw_sha256=verdict.raw_sha256, rows=rows
     )
     version = next_version(record, added, entries, dvc_md5, total, verdict.summary)
+    version.created_by = by
     record.versions.append(version)
     log.info(
         "%s version %d: +%s (%s rows), %d months, content %s",

@@ -47,6 +47,10 @@ CHANGE_TAG = "powerops.alias_change."
 _NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
 
 
+class ChampionMovedError(RegistryError):
+    """A rollback was asked for against a champion that is no longer the champion."""
+
+
 def client(params: Params) -> MlflowClient:
     """An MLflow client (powerops.model.mlflowstore.client), refusing to start a new embedded store
     where the audit log shows there was one: a deleted store is an error, not an empty one."""
@@ -346,12 +350,15 @@ def rollback(
     current_test_hash: str,
     force: bool = False,
     by: str | None = None,
+    expected_champion: str | None = None,
 ) -> tuple[str, str]:
     """Move `champion` back (default: to `previous`); return (from, to) versions. `by` is who
     asked, for the audit log (default: the operating-system user).
 
     Refused when the target was scored under another pinned test set, unless forced: its
-    scores are not comparable with the current champion's.
+    scores are not comparable with the current champion's. Refused too when
+    `expected_champion` is given and the champion is another version: whoever asked decided
+    on a state that has changed since (a second click on the same button, say).
     """
     import getpass
 
@@ -360,23 +367,14 @@ def rollback(
         finished is not None
         and finished.kind == "rollback"
         and to_version in (None, finished.moves[-1].to_version)
+        and expected_champion in (None, finished.moves[-1].from_version)
     ):
         # A rollback a crash interrupted, now finished: asking again (a rerun, a new trigger
         # after the failed one) means that rollback, not a second one that would undo it.
         log.warning("the rollback asked for is the one just finished; not rolling back again")
         return str(finished.moves[-1].from_version), finished.moves[-1].to_version
-    champion = alias_version(params, CHAMPION)
-    if champion is None:
-        raise RegistryError(f"model {params.mlflow.model_name} has no champion to roll back")
-    previous = alias_version(params, PREVIOUS)
-    if to_version is None:
-        if previous is None:
-            raise RegistryError("no `previous` alias: name the version with --to VERSION")
-        to_version = str(previous.version)
-    if to_version == str(champion.version):
-        raise RegistryError(f"version {to_version} is already the champion")
-    target = get_version(params, to_version)
-    target_hash = target.tags.get("test_set_hash", "")
+    champion, previous, to_version = _rollback_target(params, to_version, expected_champion)
+    target_hash = get_version(params, to_version).tags.get("test_set_hash", "")
     if not current_test_hash and not force:
         raise RegistryError(
             f"no pinned test set in {params.test_set_dir} to check version {to_version}'s "
@@ -389,16 +387,35 @@ def rollback(
             "use --force to roll back anyway"
         )
     moves = [
-        Move(
-            PREVIOUS,
-            str(previous.version) if previous else None,
-            str(champion.version),
-            f"rolled back: {reason}",
-        ),
-        Move(CHAMPION, str(champion.version), to_version, f"rollback: {reason}"),
+        Move(PREVIOUS, previous, champion, f"rolled back: {reason}"),
+        Move(CHAMPION, champion, to_version, f"rollback: {reason}"),
     ]
     change_aliases(params, "rollback", moves, by or getpass.getuser())
-    return str(champion.version), to_version
+    return champion, to_version
+
+
+def _rollback_target(
+    params: Params, to_version: str | None, expected_champion: str | None
+) -> tuple[str, str | None, str]:
+    """(champion, previous, target) of a rollback, or the reason it cannot happen."""
+    champion = alias_version(params, CHAMPION)
+    if champion is None:
+        raise RegistryError(f"model {params.mlflow.model_name} has no champion to roll back")
+    if expected_champion is not None and str(champion.version) != expected_champion:
+        last = next((m for m in reversed(audit_log(params)) if m.alias == CHAMPION), None)
+        since = f" ({last.at[:19]} by {last.by}: {last.reason})" if last else ""
+        raise ChampionMovedError(
+            f"the champion is version {champion.version}, not version {expected_champion} as "
+            f"the rollback expected: it moved since{since}; nothing was changed"
+        )
+    previous = alias_version(params, PREVIOUS)
+    if to_version is None:
+        if previous is None:
+            raise RegistryError("no `previous` alias: name the version with --to VERSION")
+        to_version = str(previous.version)
+    if to_version == str(champion.version):
+        raise RegistryError(f"version {to_version} is already the champion")
+    return str(champion.version), str(previous.version) if previous else None, to_version
 
 
 # --- versions and runs -----------------------------------------------------------------------

@@ -123,8 +123,9 @@ class Scored:
     latest: pd.Timestamp  # the newest reading
 
 
-def monitor(params: Params, today: date) -> MonitorReport:
-    """Monitor the window before `today`; record its events; write and return the report."""
+def monitor(params: Params, today: date, by: str = "") -> MonitorReport:
+    """Monitor the window before `today`; record its events; write and return the report.
+    `by` says who asked (an Airflow run), for the report and the history."""
     started = time.perf_counter()
     champion = load_champion(params)
     scored = score_window(params, champion, *window(params, today))
@@ -146,11 +147,27 @@ def monitor(params: Params, today: date) -> MonitorReport:
         batch_forecasts=score_batch_forecasts(params, scored.table, scored.start, scored.end),
         slos=evaluate_slos(params, recorded, scored.end.date(), today),
         alerts=AlertChanges(firing=[], raised=[], resolved=[]),
+        by=by,
     )
     report.alerts = alerting.raise_and_resolve(params, report)
     report.seconds = round(time.perf_counter() - started, 2)
     _write(params, report, recorded)
     return report
+
+
+def already_judged(params: Params, today: date) -> str | None:
+    """Why a run for `today` would be old news: the history has a point for `today` that
+    judged the current champion. None when there is something new to judge."""
+    from powerops.model import registry
+
+    point = events.load_json(params.monitor_reports_dir / HISTORY_FILE, {}).get(today.isoformat())
+    champion = registry.alias_version(params, registry.CHAMPION)
+    if point is None or champion is None or point["champion"] != str(champion.version):
+        return None
+    return (
+        f"{today} is already judged for champion version {champion.version} and no data "
+        "arrived since: nothing new to monitor"
+    )
 
 
 def window(params: Params, today: date) -> tuple[datetime, datetime]:
@@ -406,6 +423,7 @@ def _write(params: Params, report: MonitorReport, recorded: dict[str, Any]) -> N
         "benefit_kwh": report.live.benefit_kwh,
         "budget": {s.name: s.budget_remaining for s in report.slos},
         "alerts": report.alerts.firing,
+        "by": report.by,
     }
     atomic_write_text(history_path, json.dumps(history, indent=1, sort_keys=True))
     folder = root / report.date

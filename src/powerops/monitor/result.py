@@ -175,6 +175,7 @@ class MonitorReport(_Part):
     slos: list[SloStatus]
     alerts: AlertChanges
     seconds: float = 0.0
+    by: str = ""  # who ran it: `airflow:power_monitor/<run id>`, or empty (CLI, `dvc repro`)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=1)

@@ -249,7 +249,14 @@ def cmd_model_rollback(params: Params, args: argparse.Namespace) -> int:
 
     manifest = testset.load_manifest(params)
     current = manifest.sha256 if manifest else ""
-    old, new = registry.rollback(params, args.reason, args.to, current, force=args.force)
+    old, new = registry.rollback(
+        params,
+        args.reason,
+        args.to,
+        current,
+        force=args.force,
+        expected_champion=args.expect_champion,
+    )
     print(f"champion rolled back from version {old} to version {new}: {args.reason}")
     return 0
 
@@ -561,6 +568,11 @@ def _model_commands(commands: Any) -> None:
     back.add_argument("--reason", required=True, help="why, for the audit log")
     back.add_argument(
         "--force", action="store_true", help="allow a version scored on another pinned test set"
+    )
+    back.add_argument(
+        "--expect-champion",
+        metavar="VERSION",
+        help="refuse unless VERSION is still the champion (what you decided on has not moved)",
     )
 
 
