@@ -21,6 +21,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from powerops.core import logs
 from powerops.core.config import Params
 from powerops.core.errors import PowerOpsError
 
@@ -69,6 +70,7 @@ def client(params: Params) -> MlflowClient:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    logs.quiet()  # MLflow gave its loggers a stderr handler of its own when imported
     mlflow.set_tracking_uri(params.tracking_uri)
     return MlflowClient(tracking_uri=params.tracking_uri)
 
