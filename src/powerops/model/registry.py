@@ -78,9 +78,13 @@ def experiment_id(params: Params) -> str:
         found = mlflow_client.get_experiment_by_name(params.mlflow.experiment)
         if found is not None:
             return str(found.experiment_id)
+        # The classic ML kind ("Model training" in MLflow 3's UI), not GenAI; the values are
+        # mlflow/server/js's ExperimentKind (the Python package has no constant for them).
         return str(
             mlflow_client.create_experiment(
-                params.mlflow.experiment, artifact_location=artifact_location(params)
+                params.mlflow.experiment,
+                artifact_location=artifact_location(params),
+                tags={"mlflow.experimentKind": "custom_model_development"},
             )
         )
 

@@ -158,10 +158,7 @@ def gate_verdict(
     naive = challenger.baselines["seasonal_naive"][metric]
     limit = naive * (1 - rules.min_improvement_vs_seasonal_naive)
     checks = [
-        (
-            score <= limit,
-            f"{metric} {score:.4f} vs seasonal naive {naive:.4f} (must be <= {limit:.4f})",
-        ),
+        (score <= limit, _versus(metric, score, "seasonal naive", naive, "<=", limit)),
         (
             challenger.model["wape"] <= rules.max_wape,
             f"wape {challenger.model['wape']:.4f} within the error budget {rules.max_wape:.4f}",
@@ -169,15 +166,26 @@ def gate_verdict(
     ]
     if champion is not None:
         best = champion.model[metric] * (1 - rules.min_improvement_vs_champion)
-        checks.append(
-            (
-                score < best,
-                f"{metric} {score:.4f} vs champion "
-                f"{champion.model[metric]:.4f} (must be < {best:.4f})",
-            )
-        )
+        reason = _versus(metric, score, "champion", champion.model[metric], "<", best)
+        checks.append((score < best, reason))
     reasons = [("pass: " if ok else "FAIL: ") + text for ok, text in checks]
     return all(ok for ok, _ in checks), reasons
+
+
+def _versus(metric: str, score: float, name: str, other: float, rule: str, bound: float) -> str:
+    """One gate reason, with the digits (4 to 8) that tell the numbers apart: a 3e-5 margin
+    must not read "0.4381 vs 0.4381"."""
+    distinct = {score, other, bound}
+    digits = next(
+        (d for d in range(4, 8) if len({f"{v:.{d}f}" for v in distinct}) == len(distinct)), 8
+    )
+    gap = f"{score - other:+.{digits}f}"
+    if score != other and float(gap) == 0:  # closer than 8 digits tell
+        gap = f"{score - other:+.0e}"
+    return (
+        f"{metric} {score:.{digits}f} vs {name} {other:.{digits}f} "
+        f"({gap}, must be {rule} {bound:.{digits}f})"
+    )
 
 
 def champion_evaluation(
@@ -240,6 +248,11 @@ class Job:
     @classmethod
     def from_ref(cls, ref: dict[str, Any]) -> Job:
         return cls(int(ref["data_version"]), str(ref["config_hash"]))
+
+
+def _label(params: Params, job: Job) -> str:
+    """How the step lines name a training: the dataset version it trains on."""
+    return f"{params.dataset.name}@{job.data_version}"
 
 
 def _record(params: Params, job: Job) -> dict[str, Any]:
@@ -359,6 +372,11 @@ def _load_model(params: Params, job: Job, record: dict[str, Any]) -> Any:
 
 def build_table(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
     """Build and check each job's modelling table; pin the test set if there is none yet."""
+    if not jobs:
+        log.info(
+            "nothing to train: the cadence (train.first_version, train.every) asks for no new model"
+        )
+        return []
     catalog = Catalog(params.catalog_dir).load(params.dataset.name)
     out = []
     for job in jobs:
@@ -389,6 +407,14 @@ def build_table(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             "seconds": time.perf_counter() - started,
         }
         _save(params, job, "build_table", values)
+        log.info(
+            "%s: table of %s rows (%s to train on) passed `%s`; test set %s",
+            _label(params, job),
+            f"{len(table):,}",
+            f"{int(rows.sum()):,}",
+            params.table.suite,
+            manifest.sha256[:12],
+        )
         out.append(job.ref() | {"table_sha256": digest[:16]})
     return out
 
@@ -415,6 +441,14 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                 with atomic_path(job.directory(params) / name) as tmp:
                     tmp.write_bytes(content)
             digest = sha256_bytes(data)
+            seconds = time.perf_counter() - started
+            log.info(
+                "%s: fitted on %s rows in %.1f s; model sha256 %s",
+                _label(params, job),
+                f"{int(rows.sum()):,}",
+                seconds,
+                digest[:12],
+            )
             _save(
                 params,
                 job,
@@ -423,7 +457,7 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                     "model_sha256": digest,
                     "reference_sha256": sha256_bytes(profile),
                     "outliers_sha256": sha256_bytes(detector),
-                    "seconds": time.perf_counter() - started,
+                    "seconds": seconds,
                 },
             )
             out.append(job.ref() | {"model_sha256": digest[:16]})
@@ -459,6 +493,14 @@ def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                 "seconds": time.perf_counter() - started,
             }
             _save(params, job, "evaluate", values)
+            log.info(
+                "%s: test wape %.4f (seasonal naive %.4f, persistence %.4f), backtest wape %.4f",
+                _label(params, job),
+                metrics["test_wape"],
+                metrics["test_seasonal_naive_wape"],
+                metrics["test_persistence_wape"],
+                metrics["backtest_wape"],
+            )
             out.append(job.ref() | _headline(metrics))
     return out
 
@@ -497,6 +539,13 @@ def gate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                 "seconds": time.perf_counter() - started,
             }
             _save(params, job, "gate", values)
+            log.info(
+                "%s: gate %s%s: %s",
+                _label(params, job),
+                "passed" if promote else "failed",
+                " (as registered)" if existing is not None else "",
+                "; ".join(verdict),
+            )
             out.append(job.ref() | {"promote": promote})
     return out
 
@@ -516,19 +565,24 @@ def register(params: Params, jobs: list[Job], by: str) -> list[TrainResult]:
         started = time.perf_counter()
         decision = record["gate"]
         version = registered.get((job.data_version, job.config_hash))
+        new = version is None
         if version is None:
             version = _log_and_register(params, job, record, by)
         _end_orphan_runs(params, job, str(version.run_id))
         number = str(version.version)
         if decision["promote"] and _may_promote(params, version):
             registry.promote(params, number, "gate passed: " + "; ".join(decision["verdict"]), by)
+            outcome = f"promoted to {registry.CHAMPION}"
+        else:
+            # Passed but not promoted now: promoted before, or a person moved the aliases since.
+            outcome = "aliases unchanged" if decision["promote"] else "not promoted (gate failed)"
         log.info(
-            "%s@%d: model version %s %s (%s)",
-            params.dataset.name,
-            job.data_version,
+            "%s: model version %s %s (run %s); %s",
+            _label(params, job),
             number,
-            "promoted to champion" if decision["promote"] else "not promoted",
-            "; ".join(decision["verdict"]),
+            "registered" if new else "was registered already",
+            version.run_id,
+            outcome,
         )
         _save(params, job, "register", {"model_version": number, "run_id": version.run_id})
         seconds = {step: record[step]["seconds"] for step in ("build_table", "fit", "evaluate")}

@@ -58,7 +58,7 @@ from powerops.monitor.result import (
     Schema,
     Window,
 )
-from powerops.monitor.slo import evaluate_slos
+from powerops.monitor.slo import evaluate_slos, format_budget
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -475,6 +475,6 @@ def _slo_line(slo: Any) -> str:
     firing = [r.rule for r in slo.burn if r.firing]
     return (
         f"SLO {slo.name}: {slo.sli:.1%} good of {slo.events} (objective {slo.objective:.0%}), "
-        f"budget left {slo.budget_remaining:.0%}"
+        f"budget left {format_budget(slo.budget_remaining)}"
         + (f", FIRING {', '.join(firing)}" if firing else "")
     )

@@ -12,6 +12,7 @@ from powerops.core.config import Params
 from powerops.data.table import TARGET
 from powerops.model.reference import PREDICTION
 from powerops.monitor.result import MonitorReport
+from powerops.monitor.slo import format_budget
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -151,28 +152,30 @@ def _benefit(events: dict[str, Any], params: Params) -> str:
     return _svg(fig)
 
 
-def _fmt(value: Any, spec: str = ".3f") -> str:
+def _fmt(value: Any, spec: str = ".3f", unit: str = "") -> str:
+    """`value` formatted, then `unit` ("x"): a missing value is "n/a", without the unit."""
     if value is None:
         return "<span class=muted>n/a</span>"
-    return format(value, spec) if isinstance(value, float) else html.escape(str(value))
+    text = format(value, spec) if isinstance(value, float) else html.escape(str(value))
+    return text + unit
 
 
 def _slo_table(report: MonitorReport) -> str:
     rows = []
     for slo in report.slos:
-        remaining = slo.budget_remaining
-        css = "bad" if remaining is not None and remaining < 0 else "ok"
+        remaining = None if slo.budget_remaining is None else format_budget(slo.budget_remaining)
+        css = "bad" if remaining is not None and remaining.startswith("-") else "ok"
         burns = "<br>".join(
             f"{'<b class=bad>FIRING</b> ' if r.firing else ''}{r.rule}: "
-            f"{_fmt(r.long_burn, '.2f')}x / {r.long_days} d, "
-            f"{_fmt(r.short_burn, '.2f')}x / {r.short_days} d (>= {r.threshold}x)"
+            f"{_fmt(r.long_burn, '.2f', 'x')} / {r.long_days} d, "
+            f"{_fmt(r.short_burn, '.2f', 'x')} / {r.short_days} d (>= {r.threshold}x)"
             for r in slo.burn
         )
         rows.append(
             f"<tr><td>{html.escape(slo.name)}<br><span class=muted>"
             f"{html.escape(slo.description)}</span></td><td>{slo.objective:.0%}</td>"
             f"<td>{_fmt(slo.sli, '.2%')}</td><td>{slo.bad} / {slo.events}</td>"
-            f"<td class={css}>{_fmt(remaining, '.0%')}</td><td>{burns}</td></tr>"
+            f"<td class={css}>{_fmt(remaining)}</td><td>{burns}</td></tr>"
         )
     return (
         "<table><tr><th>SLO</th><th>objective</th><th>SLI</th><th>bad / events</th>"

@@ -93,3 +93,11 @@ def _status(
         budget_remaining=None if total == 0 else 1.0 - (bad / total) / allowed,
         burn=rules,
     )
+
+
+def format_budget(budget: float) -> str:
+    """The error budget left as a percentage: "0%" for float noise such as -2e-16, "-12%" for
+    an overspent budget, never "-0%" (an overspend under half a percent keeps one digit)."""
+    budget = round(budget, 9) + 0.0  # 1 - (bad/total)/allowed leaves ~1e-16; + 0.0 drops -0.0
+    text = f"{budget:.0%}"
+    return f"{budget * 100:.1g}%" if text == "-0%" else text
