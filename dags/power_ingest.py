@@ -9,11 +9,14 @@ Monthly. Takes one calendar month of the source feed through the data gate:
 3. **publish**: make the batch the next dataset version (DVC snapshot and push, catalog),
    which updates the Asset `household_power` and so schedules `power_train` and
    `power_monitor`. A month that is already a version publishes nothing and skips: no Asset
-   event, so a replay or a rerun triggers no training.
+   event, so a replay or a rerun triggers no training (unless the try that made the version
+   died before its event was recorded).
 
-**Which month.** Trigger with `month` (YYYY-MM) to take that month; without it, the month is
-the run's data interval. A month outside `ingest.start..through` in params.yaml skips, saying
-why (so does the one interval catchup schedules past the end).
+**Which month.** Trigger with `month` (YYYY-MM) and an empty logical date to take that month
+(a logical date after `ingest.through` is past the DAG's end date, and Airflow creates no task
+for it); without `month`, the month is the run's data interval. A month outside
+`ingest.start..through` in params.yaml skips, saying why (so does the one interval catchup
+schedules past the end).
 
 **What unpausing does.** The DAG starts with `ingest.start` and ends with `ingest.through`, so
 unpausing it (also by "unpause on trigger") makes the scheduler catch up on every one of those
@@ -50,7 +53,11 @@ def _month(context: dict[str, Any]) -> Any:
 
     if chosen := context["params"].get("month"):
         return parse_month(chosen)
-    start = context["data_interval_start"]
+    start = context.get("data_interval_start")
+    if start is None:  # a manual run without a logical date has no interval
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("no month: trigger with the `month` param (YYYY-MM)")
     return Month(start.year, start.month)
 
 
@@ -113,7 +120,8 @@ def power_ingest() -> None:
             raise AirflowFailException(str(exc)) from None
         return batch | {"validated": [report.summary()["suite"] for report in reports]}
 
-    @task(pool=WORKSPACE_POOL, outlets=[DATASET])
+    # The Asset is an inlet too, only so the task can read which news it told already.
+    @task(pool=WORKSPACE_POOL, inlets=[DATASET], outlets=[DATASET])
     def publish(batch: dict[str, Any], **context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -122,10 +130,14 @@ def power_ingest() -> None:
         month = _month(context)
         by = f"airflow:power_ingest/{context['run_id']}"
         with workspace(context) as config:
-            versions = stages.publish(config, [month], by=by)
-            # A version an earlier try of this run made (killed before it succeeded) is news
-            # nobody was told yet.
-            news = versions or [v for v in [stages.published_by(config, month, by)] if v]
+            news = stages.publish(config, [month], by=by)
+            if not news and (mine := stages.published_by(config, month, by)):
+                # This run made the version in an earlier try. If that try died before Airflow
+                # recorded its Asset event, the news is still to be told; a rerun after the
+                # event (a cleared task) is old news.
+                told = context["inlet_events"][DATASET].after(mine.created_at)
+                if not any(event.source_run_id == context["run_id"] for event in told):
+                    news = [mine]
         if not news:
             # Skipped, so Airflow emits no Asset event: nothing downstream runs for old news.
             raise AirflowSkipException(f"{month} is already in the dataset: nothing new")

@@ -79,7 +79,8 @@ def power_monitor() -> None:
             if registry.alias_version(config, registry.CHAMPION) is None:
                 raise AirflowSkipException("no champion yet: nothing to monitor")
             today = parse_day(chosen) if chosen else day_after_latest(config)
-            manual = str(context["dag_run"].run_type).endswith("manual")
+            run_type = context["dag_run"].run_type  # an enum in the task SDK
+            manual = getattr(run_type, "value", run_type) == "manual"
             if not chosen and not manual and (old := monitoring.already_judged(config, today)):
                 raise AirflowSkipException(old)
             by = f"airflow:power_monitor/{context['run_id']}"

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
+    from powerops.core import logs
     from powerops.core.config import load_params
     from powerops.ops import stack
 
@@ -57,6 +58,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "dags"))
     from airflow.dag_processing.dagbag import DagBag
 
+    logs.quiet()  # again: importing Airflow put its own warning filters before ours
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     months = params.ingest.months
     for number, month in enumerate(months, 1):

@@ -1,12 +1,15 @@
 """`powerops up` / `down` (what `make up` / `make down` run), the real scheduler, REST API v2.
 
-Starts the real stack (Airflow standalone: API server, scheduler, DAG processor, triggerer;
+Starts the real stack (Airflow: API server, scheduler, DAG processor, triggerer;
 and the MLflow UI) on free loopback ports in a throwaway workspace. The API refuses a call
 without a valid token; with a JWT from /auth/token the test unpauses the DAGs, lets the
 scheduler backfill four months and train on the Asset events, triggers runs, clears tasks one
-by one and checks the workspace's state after each rerun, rolls back through `power_rollback`,
-checks that `power_monitor` ran on the Asset events and wrote its report, then stops
-everything by process group and checks nothing is left.
+by one and checks the workspace's state after each rerun (a cleared publish tells nobody),
+triggers a month by name, rolls back through `power_rollback`, checks that `power_monitor` ran
+on the Asset events and on the data's clock; then, in a real browser, the model-operations
+view: a double click rolls back once, a stale rollback is refused and alerts until a rollback
+succeeds, and every link resolves. Last, no successful task logged an ERROR line, nothing
+listens beyond loopback, and everything stops by process group with nothing left.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 
 from powerops.core.config import Params, load_params
+from powerops.data.datasets import day_after_latest
 from powerops.model import registry
 from powerops.ops import stack
 from tests.conftest import REPO, wait_for, workspace_state
@@ -94,6 +99,16 @@ class Api:
         assert status == 200, (method, path, status, answer)
         return answer
 
+    def trigger(self, dag_id: str, conf: dict[str, Any], run_id: str) -> None:
+        self.send(
+            "POST",
+            f"dags/{dag_id}/dagRuns",
+            {"logical_date": None, "dag_run_id": run_id, "conf": conf},
+        )
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.get(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"])
+
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = self.get(f"dags/{dag_id}/dagRuns?order_by=logical_date")[
             "dag_runs"
@@ -110,8 +125,11 @@ class Api:
         ti: dict[str, Any] = self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
         return ti
 
-    def clear_and_wait(self, dag_id: str, run_id: str, task_id: str) -> None:
-        """Clear one task instance (not its downstream) and wait for the scheduler to rerun it."""
+    def clear_and_wait(
+        self, dag_id: str, run_id: str, task_id: str, outcome: str = "success"
+    ) -> None:
+        """Clear one task instance (not its downstream) and wait for the scheduler to rerun it
+        to `outcome`."""
         before = self.task(dag_id, run_id, task_id)["try_number"]
         cleared = self.send(
             "POST",
@@ -133,7 +151,7 @@ class Api:
             # Done once the scheduler has also finished the run: a clear sent while it marks
             # the run successful can be lost (seen once: the next task cleared never ran).
             run = self.get(f"dags/{dag_id}/dagRuns/{run_id}")["state"]
-            return bool(ti["try_number"] > before and ti["state"] == "success" and run == "success")
+            return bool(ti["try_number"] > before and ti["state"] == outcome and run == "success")
 
         wait_for(rerun, 180, f"{dag_id}.{task_id} to run again")
 
@@ -148,16 +166,84 @@ def chromium() -> str:
     return found.stdout.strip().splitlines()[-1]
 
 
+def task_log(home: Path, dag_id: str, run_id: str, task_id: str, attempt: int) -> list[Any]:
+    """A task try's log lines as Airflow 3 writes them (JSON per line)."""
+    path = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    lines = (path / f"attempt={attempt}.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def successful_task_logs(api: Api, home: Path) -> dict[str, list[Any]]:
+    """The log of every task try that succeeded, by task instance."""
+    found = {}
+    for dag_id in ("power_ingest", "power_train", "power_monitor", "power_rollback"):
+        for run in api.runs(dag_id):
+            instances = api.get(
+                f"dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances"
+            )["task_instances"]
+            for ti in instances:
+                if ti["state"] == "success":
+                    name = f"{dag_id}.{ti['task_id']} {run['dag_run_id']}"
+                    found[name] = task_log(
+                        home, dag_id, run["dag_run_id"], ti["task_id"], ti["try_number"]
+                    )
+    return found
+
+
+def roll_back_in_view(page: Any, reason: str, double: bool = False) -> Any:
+    """Fill in the view's rollback form and press the button (twice, quickly, if `double`);
+    wait until the view reports the run's success. The view's frame."""
+    view = page.frame_locator("iframe")
+    view.locator("input[name=reason]").fill(reason)
+    button = view.get_by_role("button", name="Roll back")
+    button.dblclick() if double else button.click()
+    view.locator("#rollback-result").filter(has_text="succeeded").wait_for(timeout=180_000)
+    return view
+
+
+def follow_links(page: Any, url: str, api: Api, mlflow: str) -> dict[str, int]:
+    """Resolve every link of the view: Airflow runs and tasks through the REST API, MLflow
+    versions and runs through MLflow's API, reports and Data Docs through the view's own
+    routes with the browser's session. How many links of each kind."""
+    view = page.frame_locator("iframe")
+    hrefs = view.locator("a").evaluate_all("(links) => links.map((a) => a.getAttribute('href'))")
+    kinds: dict[str, int] = {}
+    for href in sorted(set(hrefs)):
+        if href.startswith("/dags/"):
+            parts = href.split("/")  # "", dags, dag, runs, run[, tasks, task]
+            run = f"dags/{parts[2]}/dagRuns/{parts[4]}"
+            api.get(f"{run}/taskInstances/{parts[6]}" if len(parts) > 5 else run)
+            kind = "airflow"
+        elif href.startswith(f"{mlflow}/#/"):
+            route = href.split("#/", 1)[1].partition("?")[0].split("/")
+            query = (
+                f"model-versions/get?name={route[1]}&version={route[3]}"
+                if route[0] == "models"
+                else f"runs/get?run_id={route[1]}"
+            )
+            status, _ = call("GET", f"{mlflow}/api/2.0/mlflow/{query}")
+            assert status == 200, (href, status)
+            kind = f"mlflow {route[0]}"
+        else:
+            answer = page.request.get(f"{url}/powerops/{href}")
+            assert answer.status == 200 and "<html" in answer.text()[:3000].lower(), href
+            kind = unquote(href).split("/")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
 def browse_model_operations(
-    url: str, password: str, params: Params, api: Api, chromium: str
+    url: str, password: str, params: Params, api: Api, chromium: str, mlflow: str
 ) -> None:
     """In a real browser: log in to Airflow, open "Model operations" from the navigation,
-    check the champion and SLO panels against the registry and the monitoring report, keep a
-    screenshot, and roll back from the page: the alias history shows it."""
+    check the champion and SLO panels against the registry and the monitoring report, keep
+    screenshots; roll back with a double click (one move), see a stale rollback refused and
+    alerting until a rollback succeeds, and follow every link."""
     from playwright.sync_api import sync_playwright
 
     champion = registry.alias_version(params, registry.CHAMPION)
     assert champion is not None
+    first = str(champion.version)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
@@ -169,32 +255,57 @@ def browse_model_operations(
             page.wait_for_url(f"{url}/")
             page.get_by_role("link", name="Model operations").click()
             view = page.frame_locator("iframe")
-            assert f"Champion: v{champion.version} of" in view.locator("#champion").inner_text()
+            assert f"Champion: v{first} of" in view.locator("#champion").inner_text()
             slos = view.locator("#slos tr")
             assert slos.count() == 1 + len(params.monitor.slos)
             assert "forecast_accuracy" in slos.nth(1).inner_text()
             assert "% of " in slos.nth(2).inner_text()  # data_freshness has events: a real SLI
             assert view.locator("svg").count() >= 2  # plots drawn by the monitor run
             assert view.locator("#models tr").count() == 1 + len(registry.versions(params))
+            assert view.locator("#paused").is_hidden()  # power_rollback is not paused
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "model-operations.png"), full_page=True)
 
-            runs = len(api.runs("power_rollback"))
-            view.locator("input[name=reason]").fill("browser: rollback from the view")
-            view.get_by_role("button", name="Roll back").click()
-            view.locator("#rollback-result").filter(has_text="triggered").wait_for()
-            wait_for(
-                lambda: len(api.runs("power_rollback")) == runs + 1 and api.idle("power_rollback"),
-                120,
-                "the rollback triggered from the view",
-            )
-            moved = registry.audit_log(params)[-1]
-            assert moved.alias == "champion" and moved.from_version == str(champion.version)
+            # A double click on "Roll back": one run, one move.
+            runs, moves = len(api.runs("power_rollback")), len(registry.audit_log(params))
+            view = roll_back_in_view(page, "browser: rollback from the view", double=True)
+            assert len(api.runs("power_rollback")) == runs + 1
+            log = registry.audit_log(params)
+            moved = log[-1]
+            assert len(log) == moves + 2  # champion and previous, once
+            assert moved.alias == "champion" and moved.from_version == first
             assert "browser: rollback from the view" in moved.reason
-            assert moved.by == "airflow:admin"  # the user logged in to the browser
+            # The user logged in to the browser, and the run: the view links to it.
+            assert moved.by.startswith("airflow:admin via power_rollback/")
+            result = view.locator("#rollback-result a").get_attribute("href") or ""
+            assert result.startswith("/dags/power_rollback/runs/"), result
+            assert view.get_by_role("button", name="Roll back").is_disabled()
+            view.locator("#rollback-result").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "model-operations-rolled-back.png"))
+
+            # A rollback decided on the old champion (a stale page, a late click): refused,
+            # nothing moves, and the failure is an open alert in the view.
+            api.trigger(
+                "power_rollback", {"reason": "a stale page", "expected_champion": first}, "stale"
+            )
+            wait_for(lambda: api.run_state("power_rollback", "stale") == "failed", 120, "refusal")
+            assert registry.audit_log(params) == log
             page.reload()
-            history = page.frame_locator("iframe").locator("#aliases")
-            assert "browser: rollback from the view" in history.inner_text()
+            alerts = page.frame_locator("iframe").locator("#alerts").inner_text()
+            assert "airflow/power_rollback/rollback" in alerts, alerts
+
+            # A rollback from the page as it is now succeeds, and resolves that alert.
+            roll_back_in_view(page, "browser: back to the first champion")
+            assert registry.audit_log(params)[-1].to_version == first
+            page.reload()
+            view = page.frame_locator("iframe")
+            assert "airflow/power_rollback/rollback" not in view.locator("#alerts").inner_text()
+            history = view.locator("#aliases").inner_text()
+            assert "browser: rollback from the view" in history
+            kinds = follow_links(page, url, api, mlflow)
+            expected = {"airflow", "mlflow models", "mlflow runs", "reports", "data-docs"}
+            assert set(kinds) == expected, kinds
+            print(f"links followed from the view: {kinds}")
             page.goto(f"{url}/powerops/")  # the page alone, to keep all of it in one picture
             page.screenshot(path=str(ARTIFACTS / "model-operations-full.png"), full_page=True)
         finally:
@@ -205,8 +316,9 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
     training_workspace: Path, chromium: str
 ) -> None:
     """The real scheduler replays four months (catchup), trains on the Asset events, and every
-    task cleared through the API runs again without changing the workspace's state; then the
-    model-operations view in a browser."""
+    task cleared through the API runs again without changing the workspace's state; a month
+    triggered by name; monitoring on the data's clock; then the model-operations view in a
+    browser, the task logs and the socket table."""
     workspace = training_workspace
     params = load_params(workspace / "params.yaml")
     started = stack.up(params, free_port(), free_port())
@@ -214,6 +326,8 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
         with pytest.raises(stack.StackError, match="already running"):
             stack.up(params)
         assert call("GET", f"{started.airflow_url}/api/v2/dags")[0] == 401
+        # Only its owner may read the generated admin password.
+        assert started.password_file.stat().st_mode & 0o777 == 0o600
         password = json.loads(started.password_file.read_text())["admin"]
         status, body = call(
             "POST",
@@ -233,7 +347,9 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
             "the DAG processor to parse the DAGs",
         )
         clock = time.monotonic()
-        for dag_id in ("power_train", "power_monitor", "power_ingest", "power_rollback"):
+        # power_rollback is created unpaused: the view's rollback must not wait in a queue.
+        assert api.get("dags/power_rollback")["is_paused"] is False
+        for dag_id in ("power_train", "power_monitor", "power_ingest"):
             api.send("PATCH", f"dags/{dag_id}", {"is_paused": False})
 
         # Catchup: one power_ingest run per month of ingest.start..through, one at a time, and
@@ -270,17 +386,27 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
             api.clear_and_wait("power_train", train_run, task_id)
             assert workspace_state(workspace) == state, f"power_train.{task_id} changed state"
         march = api.runs("power_ingest")[-2]["dag_run_id"]
+        train_runs = len(api.runs("power_train"))
         for task_id in ("ingest", "validate", "publish"):
-            train_runs = len(api.runs("power_train"))
-            api.clear_and_wait("power_ingest", march, task_id)
-            # publish updates the Asset again: the power_train run it schedules has no work.
-            expected = train_runs + (task_id == "publish")
-            wait_for(
-                lambda n=expected: len(api.runs("power_train")) == n and api.idle("power_train"),
-                240,
-                "power_train to settle",
-            )
+            # A publish run again has no news: it skips and emits no Asset event.
+            outcome = "skipped" if task_id == "publish" else "success"
+            api.clear_and_wait("power_ingest", march, task_id, outcome)
             assert workspace_state(workspace) == state, f"power_ingest.{task_id} changed state"
+
+        # A month by name: the param is validated at the trigger; a month already published
+        # runs through and tells nobody.
+        status, _ = call(
+            "POST",
+            f"{api.url}/api/v2/dags/power_ingest/dagRuns",
+            api.token,
+            {"logical_date": None, "conf": {"month": "2007-13"}},
+        )
+        assert status == 400, status
+        api.trigger("power_ingest", {"month": "2007-02"}, "february")
+        wait_for(lambda: api.run_state("power_ingest", "february") == "success", 240, "february")
+        assert api.task("power_ingest", "february", "publish")["state"] == "skipped"
+        assert len(api.runs("power_train")) == train_runs  # no training for old news
+        assert workspace_state(workspace) == state
 
         # A rollback through the API: the trigger form's params, and the alias audit log.
         champion = registry.alias_version(params, registry.CHAMPION)
@@ -309,15 +435,53 @@ def test_scheduler_backfill_rest_trigger_clear_and_rerun(
             for run in api.runs("power_monitor")
         ]
         assert "success" in monitored, monitored
-        latest = params.monitor_reports_dir / "latest" / "report.json"
-        assert json.loads(latest.read_text())["champion"]["version"] in ("1", "2")
+        # A run without a date judges the day after the latest data, not the wall clock.
+        api.trigger("power_monitor", {}, "no-date")
+        wait_for(lambda: api.run_state("power_monitor", "no-date") == "success", 300, "no-date")
+        assert api.task("power_monitor", "no-date", "monitor")["state"] == "success"
+        judged = api.get(
+            "dags/power_monitor/dagRuns/no-date/taskInstances/monitor/xcomEntries/return_value"
+        )["value"]
+        assert judged["date"] == day_after_latest(params).isoformat() == "2007-04-01", judged
+        latest = json.loads((params.monitor_reports_dir / "latest" / "report.json").read_text())
+        assert latest["champion"]["version"] in ("1", "2")
+        history = json.loads((params.monitor_reports_dir / "history.json").read_text())
+        assert max(history) == "2007-04-01", sorted(history)  # no point from today
+        # One Asset event per month published, none from the clears, replays and triggers.
+        events = api.get("assets/events?limit=100")["asset_events"]
+        assert len(events) == 4, [(e["source_dag_id"], e["source_run_id"]) for e in events]
 
         # The model-operations view (plugins/powerops_view.py) takes Airflow's login.
         view = f"{started.airflow_url}/powerops/"
         assert call("GET", view)[0] == 401
         status, page = call("GET", view, api.token)
         assert status == 200 and b"powerops model operations" in page, status
-        browse_model_operations(started.airflow_url, password, params, api, chromium)
+        browse_model_operations(
+            started.airflow_url, password, params, api, chromium, started.mlflow_url
+        )
+        refusal = task_log(Path(started.airflow_home), "power_rollback", "stale", "rollback", 1)
+        # One line says why: the task failed, no retry, with the champion it found.
+        why = [
+            detail["exc_value"]
+            for line in refusal
+            for detail in line.get("error_detail", [])
+            if detail["exc_type"] == "AirflowFailException"
+        ]
+        assert len(why) == 1 and "not version" in why[0] and "nothing was changed" in why[0], why
+
+        # No successful task logged an ERROR line (third-party noise is quiet).
+        logs = successful_task_logs(api, Path(started.airflow_home))
+        assert len(logs) >= 30, len(logs)
+        errors = {
+            name: [line["event"] for line in lines if line.get("level") == "error"]
+            for name, lines in logs.items()
+        }
+        assert not {name: lines for name, lines in errors.items() if lines}
+        # Nothing of the stack listens beyond loopback.
+        listening = stack.listeners(started)
+        assert listening and all(stack.is_loopback(address) for address, _, _ in listening), (
+            listening
+        )
     finally:
         assert stack.down(params)
     assert gone(started.airflow_pid) and gone(started.mlflow_pid)

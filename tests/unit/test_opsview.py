@@ -146,8 +146,9 @@ def test_the_page_shows_slos_alerts_aliases_and_plots_and_escapes_text(params: P
     mlflow = f"http://127.0.0.1:{params.stack.mlflow_port}"
     model = f"{mlflow}/#/models/{params.mlflow.model_name}/versions"
     # The last champion move is the rollback to v1; it links to the version in MLflow.
-    assert f'Champion: <b><a href="{model}/1" target=_blank>v1</a></b>' in page
-    assert f'<a href="{mlflow}/#/runs/run2" target=_blank>run</a>' in page
+    classic = "?workflowType=machine_learning"  # not MLflow's GenAI overview
+    assert f'Champion: <b><a href="{model}/1{classic}" target=_blank>v1</a></b>' in page
+    assert f'<a href="{mlflow}/#/runs/run2{classic}" target=_blank>run</a>' in page
     # The move power_train made links to its run in Airflow's UI; the person's does not.
     run = "/dags/power_train/runs/scheduled__2008-09-01T00%3A00%3A00%2B00%3A00"
     assert f'<a href="{run}" target=_top>{trained_by}</a>' in page

@@ -119,3 +119,22 @@ def test_nan_derived_value_fails_validation_naming_the_column(
     message = failed.message()
     assert "column `derived__intensity_error_a`: expect_column_values_to_not_be_null" in message
     assert "derived__unmetered_wh" not in message
+
+
+def test_data_docs_keep_the_pages_of_earlier_processes(minute_frame: Frame, tmp_path: Path) -> None:
+    from powerops.data import validation
+
+    root = make_workspace(tmp_path / "ws", tmp_path / "source.csv", through="2008-03")
+    params = load_params(root / "params.yaml")
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    pages = []
+    for month, (start, end) in (
+        (Month(2008, 2), ("2008-02-01", "2008-03-01")),
+        (Month(2008, 3), ("2008-03-01", "2008-04-01")),
+    ):
+        validation._runner.cache_clear()  # a fresh context, as in the next task's process
+        report = validate_frame(minute_frame(start, end), params, "raw_batch", month, "-", now=now)
+        assert report.data_docs is not None
+        pages.append(root / report.data_docs)
+    # February's page outlives March's validation: the catalog's link to it still resolves.
+    assert all(page.is_file() for page in pages), pages

@@ -252,6 +252,8 @@ def validate(
     for month, path in _raw_batches(params, months).items():
         raw_sha256 = sha256_file(path)
         if published.get(month) == raw_sha256:
+            if months is not None:  # asked for by name: say why nothing happened
+                log.info("batch %s is already published; not validated again", month)
             continue
         held = quarantine.load(month)
         if held and held.raw_sha256 == raw_sha256 and held.status != "released":
@@ -261,6 +263,7 @@ def validate(
             continue
         verdict = load_verdict(params.validation_dir, month)
         if verdict and verdict.raw_sha256 == raw_sha256 and verdict.success:
+            log.info("batch %s already passed validation; not validated again", month)
             continue
         report = _check_batch(params, month, path, raw_sha256, now)
         _record_verdict(params, month, path, raw_sha256, report)
@@ -335,6 +338,7 @@ def publish(
             continue
         version = _add_version(params, record, month, verdict, push, by)
         catalog.save(record)  # after every version: a crash later keeps this one recorded
+        crash_point("publish.after_catalog")
         published.append(version)
     if not catalog.exists(record.name):
         catalog.save(record)

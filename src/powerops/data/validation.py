@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from powerops.core import logs
 from powerops.core.config import Params, expression_columns
 from powerops.core.errors import PowerOpsError
 from powerops.core.months import Month
@@ -205,6 +206,7 @@ class _SuiteRunner:
         from great_expectations.checkpoint.actions import UpdateDataDocsAction, ValidationAction
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        logs.quiet()  # importing GE set one of its loggers back to INFO
         try:
             suite = gx.ExpectationSuite(**json.loads(suite_json))
         except Exception as exc:  # GE raises several unrelated types for a malformed suite
@@ -221,7 +223,11 @@ class _SuiteRunner:
                         "class_name": "TupleFilesystemStoreBackend",
                         "base_directory": docs_dir,
                     },
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    # GE's own builder deletes the pages of other processes' results.
+                    "site_index_builder": {
+                        "class_name": "KeepingSiteIndexBuilder",
+                        "module_name": "powerops.data.gxdocs",
+                    },
                 },
             )
             actions.append(UpdateDataDocsAction(name="data_docs", site_names=["powerops"]))

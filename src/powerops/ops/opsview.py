@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from powerops.monitor.result import MonitorReport
 
 ROLLBACK_DAG = "power_rollback"
+# MLflow 3's UI opens experiments on its GenAI overview unless a link asks for the classic one
+# (it remembers the choice in the browser).
+_CLASSIC = "?workflowType=machine_learning"
 # Who moved an alias or ran a monitor: `airflow:power_train/<run>`, `airflow:admin via
 # power_rollback/<run>`; the DAG and run id make a link to the run in Airflow's UI.
 _AIRFLOW_RUN = re.compile(r"^airflow:(?:\S+ via )?(power_\w+)/(\S+)$")
@@ -181,17 +184,17 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) ->
 
 
 def _slos(report: MonitorReport) -> str:
+    from powerops.monitor.slo import format_budget
+
     rows = []
     for slo in report.slos:
-        budget = slo.budget_remaining
-        if budget is not None:
-            budget = round(budget, 9) + 0.0  # -2e-16 is an exhausted budget, not a negative one
+        budget = "-" if slo.budget_remaining is None else format_budget(slo.budget_remaining)
         cells = [
             f"<b>{_e(slo.name)}</b><br><span class=muted>{_e(slo.description)}</span>",
             f"{slo.objective:.1%}",
             "-" if slo.sli is None else f"{slo.sli:.1%} of {slo.events}",
-            f"<span class={'bad' if budget is not None and budget < 0 else 'ok'}>"
-            f"{_num(budget, '.0%')}</span>",
+            f"<span class={'bad' if budget.startswith('-') and budget != '-' else 'ok'}>"
+            f"{budget}</span>",
         ]
         for rule in slo.burn:
             firing = " <b class=bad>firing</b>" if rule.firing else ""
@@ -217,7 +220,7 @@ def _models(models: list[dict[str, Any]], champion: str | None, mlflow: str, nam
     for model in reversed(models):
         m = model["metrics"]
         mark = " <b class=ok>champion</b>" if model["version"] == champion else ""
-        version = f"{mlflow}/#/models/{quote(name)}/versions/{quote(model['version'])}"
+        version = f"{mlflow}/#/models/{quote(name)}/versions/{quote(model['version'])}{_CLASSIC}"
         run = model["run_id"]
         rows.append(
             [
@@ -229,7 +232,7 @@ def _models(models: list[dict[str, Any]], champion: str | None, mlflow: str, nam
                 _num(m.get("test_rmse")),
                 _num(m.get("test_seasonal_naive_wape")),
                 "yes" if model["promoted"] else "no",
-                _a(f"{mlflow}/#/runs/{quote(run)}", "run", "_blank") if run else "-",
+                _a(f"{mlflow}/#/runs/{quote(run)}{_CLASSIC}", "run", "_blank") if run else "-",
             ]
         )
     hashes = {m["test_set_hash"] for m in models}
@@ -470,7 +473,11 @@ def render(data: dict[str, Any], params: Params) -> str:
 
     champion, mlflow, name = data["champion"], data["mlflow"], params.mlflow.model_name
     shown = (
-        _a(f"{mlflow}/#/models/{quote(name)}/versions/{quote(champion)}", f"v{champion}", "_blank")
+        _a(
+            f"{mlflow}/#/models/{quote(name)}/versions/{quote(champion)}{_CLASSIC}",
+            f"v{champion}",
+            "_blank",
+        )
         if champion
         else "none yet"
     )
