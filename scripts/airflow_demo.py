@@ -36,7 +36,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    home = ROOT / ".run" / "airflow"
+    home = stack.airflow_home(params)
     os.environ.update(
         {
             "AIRFLOW_HOME": str(home),

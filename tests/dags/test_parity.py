@@ -10,6 +10,7 @@ and every metric must be identical; replaying the demo again changes nothing.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 from powerops.core.config import load_params
 from powerops.data.catalog import Catalog
 from powerops.model import registry, testset
+from powerops.ops import stack
 from tests.conftest import make_training_workspace, run, workspace_state
 
 # Through the real stack: `make test` runs it, `make test-fast` does not.
@@ -56,6 +58,13 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
     assert "monitoring report (opens from disk)" in out
     assert "power_score: success" in out
     assert (by_airflow / "data/forecasts/2007-04-01/model-v2.parquet").is_file()
+    # The demo's runs are in the database `make up` serves.
+    home = stack.airflow_home(load_params(by_airflow / "params.yaml"))
+    with sqlite3.connect(home / "airflow.db") as db:
+        (runs,) = db.execute(
+            "select count(*) from dag_run where dag_id = 'power_ingest'"
+        ).fetchone()
+    assert runs == 4
     report = json.loads((by_airflow / "reports/monitor/latest/report.json").read_text())
     assert report["date"] == "2007-04-01" and report["champion"]["data_version"] == "3"
     assert report["live"]["days"], "March was never scored against its actuals"

@@ -57,6 +57,12 @@ class Stack:
         return Path(self.airflow_home) / PASSWORD_FILE
 
 
+def airflow_home(params: Params) -> Path:
+    """AIRFLOW_HOME of `make up` and of `make demo`: one database, so the UI shows the demo's
+    runs."""
+    return params.run_dir / "airflow"
+
+
 def state_file(params: Params) -> Path:
     return params.run_dir / "stack.json"
 
@@ -164,7 +170,7 @@ def up(
         )
     airflow_port = airflow_port or params.stack.airflow_port
     mlflow_port = mlflow_port or params.stack.mlflow_port
-    home = params.run_dir / "airflow"
+    home = airflow_home(params)
     logs = params.run_dir / "logs"
     env = airflow_env(params, home, airflow_port)
     _prepare_airflow(params, env)
