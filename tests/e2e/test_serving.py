@@ -124,15 +124,40 @@ def test_predict_bad_input_metrics_and_prediction_log(
         aware = rows[0] | {"timestamp": rows[0]["timestamp"] + "+01:00"}
         refused({"rows": [aware, *rows[1:]]}, 422, "rows[0].timestamp: naive local time")
         refused([1, 2], 422, "rows")
+        # Rows three centuries apart would overflow the transformers' int64 nanoseconds.
+        ancient = [{"timestamp": "1700-01-01T00:00:00", "load_kw": 1.0, "coverage": 1.0}]
+        refused({"rows": ancient + rows}, 422, "span more than 292 years")
+        # Limits before work: a declared size over the limit, a chunked body that grows past
+        # it (a generator has no Content-Length), and a body that is not JSON.
+        limit = params.serve.max_bytes
+        huge = client.post(
+            "/predict",
+            content=b"x",
+            headers={"content-type": "application/json", "content-length": str(limit + 1)},
+        )
+        assert huge.status_code == 413, huge.text
+        chunks = (b" " * 65_536 for _ in range(limit // 65_536 + 2))
+        streamed = client.post(
+            "/predict", content=chunks, headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413 and "more than" in streamed.json()["detail"]
+        plain = client.post("/predict", content=text, headers={"content-type": "text/plain"})
+        assert plain.status_code == 415, plain.text
+        # A client's request id is echoed only when it is a short token.
+        tagged = client.post("/predict", json={"rows": rows}, headers={"x-request-id": "abc-1"})
+        assert tagged.json()["request_id"] == "abc-1" == tagged.headers["x-request-id"]
+        long_id = client.post("/predict", json={"rows": rows}, headers={"x-request-id": "y" * 5000})
+        assert len(long_id.json()["request_id"]) == 32
 
         metrics = client.get("/metrics").text
-        assert 'powerops_requests_total{status="200"} 1.0' in metrics
-        assert 'powerops_requests_total{status="422"} 10.0' in metrics
-        assert 'powerops_requests_total{status="413"} 2.0' in metrics
+        assert 'powerops_requests_total{status="200"} 3.0' in metrics
+        assert 'powerops_requests_total{status="422"} 11.0' in metrics
+        assert 'powerops_requests_total{status="413"} 4.0' in metrics
+        assert 'powerops_requests_total{status="415"} 1.0' in metrics
         assert 'powerops_requests_total{status="400"} 1.0' in metrics
         for field in ("coverage", "voltage", "load_kw", "timestamp"):
             assert f'powerops_schema_skew_rejections_total{{field="{field}"}} 1.0' in metrics
-        assert "powerops_prediction_kw_count 24.0" in metrics
+        assert "powerops_prediction_kw_count 72.0" in metrics
         assert "powerops_request_latency_seconds_bucket" in metrics
         info = f'powerops_model_info{{name="{params.mlflow.model_name}",version="{version}"}} 1.0'
         assert info in metrics
@@ -141,24 +166,36 @@ def test_predict_bad_input_metrics_and_prediction_log(
     # The API key is read when the app is made.
     with TestClient(serving.create_app(params)) as client:
         assert client.post("/predict", json={"rows": rows}).status_code == 401
+        # A key in Latin-1 (HTTP headers are bytes): a 401, never a 500.
+        wrong = client.post(
+            "/predict", json={"rows": rows}, headers={"x-api-key": "s3crét".encode("latin-1")}
+        )
+        assert wrong.status_code == 401, wrong.text
+        # The key is checked before the body is read: an unauthenticated client cannot make
+        # the server buffer anything, nor learn the limit.
+        chunks = (b" " * 65_536 for _ in range(params.serve.max_bytes // 65_536 + 2))
+        blind = client.post(
+            "/predict", content=chunks, headers={"content-type": "application/json"}
+        )
+        assert blind.status_code == 401, blind.text
         keyed = client.post("/predict", json={"rows": rows}, headers={"x-api-key": "s3cret"})
         assert keyed.status_code == 200
 
     # The log holds every request; monitoring recomputes the served features: no skew.
     now = datetime.now(UTC)
     logged = predictionlog.read(params, now - timedelta(hours=1), now + timedelta(minutes=1))
-    assert len(logged) == 16  # 14 requests, then 2 with the API key set
-    assert set(logged["status"]) == {200, 400, 401, 413, 422}
+    assert len(logged) == 24  # 20 requests, then 4 with the API key set
+    assert set(logged["status"]) == {200, 400, 401, 413, 415, 422}
     served = logged[logged["status"] == 200]
-    assert list(served["rows"]) == [216, 216]
+    assert list(served["rows"]) == [216] * 4
     pipeline = serving.load(params, champion).pipeline
     days = events.log_indicators(
         params, now - timedelta(hours=1), now + timedelta(minutes=1), pipeline
     )
     day = days[str(now.date())]
-    assert (day.feature_skew.rows, day.feature_skew.bad) == (48, 0)
+    assert (day.feature_skew.rows, day.feature_skew.bad) == (96, 0)
     assert day.schema_.bad == 5 and day.schema_.fields["coverage"] == 1
-    assert day.latency.events == 2
+    assert day.latency.events == 4
 
     # power_score's batch forecast: the day after the data, versioned, logged, idempotent.
     batch = scoring.score(params, date(2026, 11, 28))

@@ -9,7 +9,10 @@ endpoints' annotations from the module's globals.
   version and a request id.
 * Bad input never yields a 500: a missing, extra or mistyped field is a 422 naming the field
   and counted as schema skew; NaN or infinity a 422; too many rows or bytes a 413; a body that
-  is not JSON a 400.
+  is not JSON a 400. Before a byte of the body is read: a wrong X-API-Key is a 401, a
+  Content-Length over `serve.max_bytes` a 413, a Content-Type other than JSON a 415; a body
+  streamed past the limit is cut off with 413. A client's X-Request-Id is kept only if it is
+  a short token (64 characters of letters, digits and `._:-`), else replaced.
 * The `champion` alias is polled every `serve.poll_seconds`; a new champion is loaded beside
   the old one and swapped in with one assignment. A request uses the model it started with, so
   a swap never fails or mixes a request in flight.
@@ -30,6 +33,7 @@ import gc
 import hmac
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -61,6 +65,8 @@ INLINE_BYTES = 64_000  # bodies up to this size (~900 rows) are answered on the 
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 _NS_LIMIT_US = 2**63 // 1000  # datetime64[ns] spans 1677-09-21 .. 2262-04-11
+# A client's X-Request-Id is echoed and logged: only a short token is kept, else a new id.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -372,6 +378,9 @@ def _datetimes(name: str, values: list[datetime]) -> np.ndarray:
     if len(values) and np.abs(microseconds).max() >= _NS_LIMIT_US:
         number = int(np.abs(microseconds).argmax())
         raise RequestError(422, f"rows[{number}].{name}: {values[number]} is outside 1678..2261")
+    if len(values) and microseconds.max() - microseconds.min() >= _NS_LIMIT_US:
+        # Differences of such rows overflow int64 nanoseconds in the transformers.
+        raise RequestError(422, f"{name}: the rows span more than 292 years")
     # Repeated timestamps, and ones off the model's grid, are refused by the transformers.
     return (microseconds.astype(np.int64) * 1000).view("datetime64[ns]")
 
@@ -408,17 +417,23 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         served = holder.current  # this request's model, whatever a swap does meanwhile
-        body = await request.body()
-        key = request.headers.get("x-api-key", "")
-        if len(body) <= INLINE_BYTES:
-            # A one-day request costs less CPU than handing it to a worker thread and back.
-            # Larger ones run on a worker thread so that the event loop keeps accepting
-            # connections and answering /health and /metrics meanwhile.
-            answer = answer_request(params, api_key, served, body, key)
+        try:
+            # The key and the declared size are checked before a byte of the body is read.
+            admit(request, params, api_key)
+            body = await read_body(request, params.serve.max_bytes)
+        except RequestError as exc:
+            answer = Answer(exc.status, {"detail": exc.message})
         else:
-            answer = await run_in_threadpool(answer_request, params, api_key, served, body, key)
+            if len(body) <= INLINE_BYTES:
+                # A one-day request costs less CPU than handing it to a worker thread and
+                # back. Larger ones run on a worker thread so that the event loop keeps
+                # accepting connections and answering /health and /metrics meanwhile.
+                answer = answer_request(params, served, body)
+            else:
+                answer = await run_in_threadpool(answer_request, params, served, body)
         seconds = time.perf_counter() - started
         _count(metrics, buffer, request_id, served, answer, seconds)
         version = served.version if served else ""
@@ -503,13 +518,38 @@ def _count(
     )
 
 
-def answer_request(
-    params: Params, api_key: str | None, served: Served | None, body: bytes, key: str
-) -> Answer:
-    """The answer to one request, with what the prediction log keeps of it."""
+def admit(request: Request, params: Params, api_key: str | None) -> None:
+    """Refuse a request before its body is read: a wrong key (401), a declared body over
+    `serve.max_bytes` (413), a body that is not JSON (415)."""
+    if api_key and not key_matches(request.headers.get("x-api-key", ""), api_key):
+        raise RequestError(401, "missing or wrong X-API-Key")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > params.serve.max_bytes:
+        raise RequestError(413, f"body of {declared} bytes; the limit is {params.serve.max_bytes}")
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise RequestError(415, f"Content-Type must be application/json, got {kind[:40]!r}")
+
+
+def key_matches(given: str, expected: str) -> bool:
+    """A constant-time comparison of the header (Latin-1 as HTTP carries it) with the key."""
+    return hmac.compare_digest(given.encode("latin-1"), expected.encode())
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, cut off with 413 as soon as it passes `limit` bytes (chunked or lying)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"body of more than {limit} bytes; the limit is {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def answer_request(params: Params, served: Served | None, body: bytes) -> Answer:
+    """The answer to an admitted request, with what the prediction log keeps of it."""
     try:
-        if api_key and not hmac.compare_digest(key, api_key):
-            raise RequestError(401, "missing or wrong X-API-Key")
         if served is None:
             raise RequestError(503, "no champion loaded yet")
         columns = parse(body, served, params)
