@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from powerops.core.config import Params, load_params
+from powerops.core.faults import FAIL_ENV
 from powerops.data import stages
 from powerops.model import registry, testset, training
 from powerops.monitor import events, monitoring
@@ -155,12 +156,29 @@ def test_predict_bad_input_metrics_and_prediction_log(
         assert 'powerops_requests_total{status="413"} 4.0' in metrics
         assert 'powerops_requests_total{status="415"} 1.0' in metrics
         assert 'powerops_requests_total{status="400"} 1.0' in metrics
-        for field in ("coverage", "voltage", "load_kw", "timestamp"):
+        for field in ("coverage", "unknown_field", "load_kw", "timestamp"):
             assert f'powerops_schema_skew_rejections_total{{field="{field}"}} 1.0' in metrics
+        # Names a client makes up never become series, nor long messages.
+        for number in range(300):
+            name = f"field_{number:03d}_" + "z" * 2000
+            refused({"rows": [rows[0] | {name: 1.0}, *rows[1:]]}, 422, "(2010 chars)")
+        grown = client.get("/metrics").text
+        assert len(grown) - len(metrics) < 200, len(grown) - len(metrics)
+        assert 'powerops_schema_skew_rejections_total{field="unknown_field"} 301.0' in grown
         assert "powerops_prediction_kw_count 72.0" in metrics
         assert "powerops_request_latency_seconds_bucket" in metrics
         info = f'powerops_model_info{{name="{params.mlflow.model_name}",version="{version}"}} 1.0'
         assert info in metrics
+
+        # A failure inside the handler (a bug, a dependency): a 500 that is counted, logged
+        # and leaves the server serving.
+        monkeypatch.setenv(FAIL_ENV, "serve.predict")
+        broken = client.post("/predict", json={"rows": rows})
+        assert broken.status_code == 500 and "server log" in broken.json()["detail"]
+        monkeypatch.delenv(FAIL_ENV)
+        assert client.post("/predict", json={"rows": rows}).status_code == 200
+        counted = client.get("/metrics").text
+        assert 'powerops_requests_total{status="500"} 1.0' in counted
 
         monkeypatch.setenv(params.serve.api_key_env, "s3cret")
     # The API key is read when the app is made.
@@ -184,18 +202,18 @@ def test_predict_bad_input_metrics_and_prediction_log(
     # The log holds every request; monitoring recomputes the served features: no skew.
     now = datetime.now(UTC)
     logged = predictionlog.read(params, now - timedelta(hours=1), now + timedelta(minutes=1))
-    assert len(logged) == 24  # 20 requests, then 4 with the API key set
-    assert set(logged["status"]) == {200, 400, 401, 413, 415, 422}
+    assert len(logged) == 326  # 322 requests, then 4 with the API key set
+    assert set(logged["status"]) == {200, 400, 401, 413, 415, 422, 500}
     served = logged[logged["status"] == 200]
-    assert list(served["rows"]) == [216] * 4
+    assert list(served["rows"]) == [216] * 5
     pipeline = serving.load(params, champion).pipeline
     days = events.log_indicators(
         params, now - timedelta(hours=1), now + timedelta(minutes=1), pipeline
     )
     day = days[str(now.date())]
-    assert (day.feature_skew.rows, day.feature_skew.bad) == (96, 0)
-    assert day.schema_.bad == 5 and day.schema_.fields["coverage"] == 1
-    assert day.latency.events == 4
+    assert (day.feature_skew.rows, day.feature_skew.bad) == (120, 0)
+    assert day.schema_.bad == 305 and day.schema_.fields["coverage"] == 1
+    assert day.latency.events == 5
 
     # power_score's batch forecast: the day after the data, versioned, logged, idempotent.
     batch = scoring.score(params, date(2026, 11, 28))

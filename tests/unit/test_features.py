@@ -703,3 +703,11 @@ def test_a_model_pickled_before_the_subpackages_still_loads(
         pickle.loads(old)
     features.accept_old_pickles()
     assert isinstance(pickle.loads(old), features.CalendarFeatures)
+
+
+def test_the_holiday_cache_stays_bounded_whatever_spans_clients_send() -> None:
+    from powerops.model import features
+
+    for first in range(1700, 2000):  # a serving client chooses the years its rows span
+        features._holidays_between(first, 2007)
+    assert features._holidays_between.cache_info().currsize <= 64

@@ -73,7 +73,8 @@ def french_holidays(year: int) -> set[datetime.date]:
     }
 
 
-@functools.cache
+# Bounded: serving calls it with the year span of a client's rows, which a client chooses.
+@functools.lru_cache(maxsize=64)
 def _holidays_between(first_year: int, last_year: int) -> npt.NDArray[np.datetime64]:
     """The French public holidays of the years first_year..last_year (a read-only array)."""
     days = sorted(day for year in range(first_year, last_year + 1) for day in french_holidays(year))

@@ -47,6 +47,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from powerops.core.config import Params
+from powerops.core.faults import crash_point
 from powerops.data.table import TARGET
 from powerops.model import registry, skew
 from powerops.serve import predictionlog
@@ -317,8 +318,21 @@ _PROBLEMS = {
 }
 
 
+# The one label and log name of every field the model does not know: a client's names would
+# make a metric series each, and a log entry as long as the name.
+UNKNOWN_FIELD = "unknown_field"
+_NAME_CHARS = 64
+
+
+def _short(name: object) -> str:
+    """A client's field name, bounded, for a message."""
+    text = str(name)
+    return text if len(text) <= _NAME_CHARS else f"{text[:_NAME_CHARS]}... ({len(text)} chars)"
+
+
 def refusal(error: ValidationError, max_rows: int) -> RequestError:
-    """The RequestError for a body the request model refused."""
+    """The RequestError for a body the request model refused. Fields the model does not know
+    are named (bounded) in the message and counted under one label, UNKNOWN_FIELD."""
     errors = error.errors()
     first = errors[0]
     if first["type"] == "json_invalid":
@@ -335,12 +349,14 @@ def refusal(error: ValidationError, max_rows: int) -> RequestError:
             problems.append(f"rows: {shape}")
             skewed.append("rows")
         elif len(where) == 1:
-            problems.append(f"{where[0]}: unknown top-level field")
-            skewed.append(str(where[0]))
+            problems.append(f"{_short(where[0])}: unknown top-level field")
+            skewed.append(UNKNOWN_FIELD)
         else:
-            field = ".".join(str(part) for part in where[2:])
+            field = _short(".".join(str(part) for part in where[2:]))
             problems.append(f"rows[{where[1]}]{'.' if field else ''}{field}: {what}")
-            if item["type"] != "finite_number":
+            if item["type"] == "extra_forbidden":
+                skewed.append(UNKNOWN_FIELD)
+            elif item["type"] != "finite_number":
                 skewed.append(field or "rows")
     return RequestError(422, "; ".join(problems), sorted(set(skewed)))
 
@@ -562,6 +578,7 @@ def answer_request(params: Params, served: Served | None, body: bytes) -> Answer
             features = served.features(columns, forecast)
         except (ValueError, TypeError) as exc:  # the transformers' own input checks
             raise RequestError(422, f"timestamp: {exc}", []) from None
+        crash_point("serve.predict")
         outputs = served.predict(features).tolist()
         when = np.datetime_as_string(columns["timestamp"][forecast], unit="s").tolist()
         predictions = [
@@ -578,6 +595,11 @@ def answer_request(params: Params, served: Served | None, body: bytes) -> Answer
         )
     except RequestError as exc:
         return Answer(exc.status, {"detail": exc.message}, skewed=exc.skewed)
+    except Exception:
+        # The request's error boundary: the traceback goes to the server log, the 500 to the
+        # client, the metrics and the prediction log (the availability SLO counts it).
+        log.exception("internal error answering a request")
+        return Answer(500, {"detail": "internal error; the server log has the traceback"})
 
 
 def serve(
