@@ -34,6 +34,7 @@ import hmac
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import uuid
@@ -612,6 +613,13 @@ def serve(
 
     host, port = host or params.serve.host, port or params.serve.port
     workers = workers or params.serve.workers
+    if open_without_key(host, os.environ.get(params.serve.api_key_env)):
+        print(
+            f"warning: serving on {host} without an API key: anyone who can reach this host "
+            f"can call /predict; set ${params.serve.api_key_env}, or bind 127.0.0.1",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"serving {params.mlflow.model_name}@champion on http://{host}:{port} "
         f"({workers} worker{'s' if workers > 1 else ''})",
@@ -629,6 +637,20 @@ def serve(
         uvicorn.run(
             f"{__name__}:worker_app", factory=True, workers=workers, access_log=False, **options
         )
+
+
+def open_without_key(host: str, api_key: str | None) -> bool:
+    """True when the service would listen beyond loopback with no API key."""
+    import ipaddress
+
+    if api_key:
+        return False
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name: it may resolve to anything
 
 
 def worker_app() -> FastAPI:
