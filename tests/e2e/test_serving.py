@@ -165,6 +165,8 @@ def test_predict_bad_input_metrics_and_prediction_log(
         grown = client.get("/metrics").text
         assert len(grown) - len(metrics) < 200, len(grown) - len(metrics)
         assert 'powerops_schema_skew_rejections_total{field="unknown_field"} 301.0' in grown
+        # The skew ratio's numerator counts requests, not fields: at most one per request.
+        assert "powerops_schema_skew_requests_total 305.0" in grown
         assert "powerops_prediction_kw_count 72.0" in metrics
         assert "powerops_request_latency_seconds_bucket" in metrics
         info = f'powerops_model_info{{name="{params.mlflow.model_name}",version="{version}"}} 1.0'

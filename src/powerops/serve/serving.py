@@ -283,6 +283,12 @@ class Metrics:
             ["field"],
             registry=register,
         )
+        # Once per request, however many fields it got wrong: the skew ratio's numerator.
+        self.skewed_requests = Counter(
+            "powerops_schema_skew_requests",
+            "Requests rejected for schema skew (any field).",
+            registry=register,
+        )
         self.predictions = Histogram(
             "powerops_prediction_kw",
             "Forecast values served (kW).",
@@ -516,6 +522,8 @@ def _count(
         metrics.predictions.observe(value)
     for name in answer.skewed:
         metrics.schema_skew.labels(field=name).inc()
+    if answer.skewed:
+        metrics.skewed_requests.inc()
     metrics.latency.observe(seconds)
     metrics.requests.labels(status=str(answer.status)).inc()
     buffer.add(
