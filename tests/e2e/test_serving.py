@@ -91,6 +91,19 @@ def test_predict_bad_input_metrics_and_prediction_log(
         assert answer["model_version"] == version and answer["request_id"]
         assert len(answer["predictions"]) == 24
         assert all(0 < p["load_kw"] < 10 for p in answer["predictions"])
+        assert "warnings" not in answer  # the whole history, plausible loads
+
+        # Served, and told what is wrong with it: no history, a load no household meter reads.
+        bare = client.post("/predict", json={"rows": request_rows()[192:]})
+        assert bare.status_code == 200 and len(bare.json()["predictions"]) == 24
+        assert bare.json()["warnings"] == [
+            "history: 0 of the 192 periods before the first forecast are given; the features "
+            "that read the missing ones are empty, and the forecast less accurate"
+        ]
+        odd = request_rows()
+        odd[10]["load_kw"], odd[11]["load_kw"] = -1.0, 5000.0  # W sent as kW
+        flagged = client.post("/predict", json={"rows": odd}).json()["warnings"]
+        assert len(flagged) == 1 and "load_kw: 2 values below 0 or above" in flagged[0]
 
         def refused(body: Any, status: int, *words: str, raw: bool = False) -> None:
             if raw:
@@ -151,7 +164,8 @@ def test_predict_bad_input_metrics_and_prediction_log(
         assert len(long_id.json()["request_id"]) == 32
 
         metrics = client.get("/metrics").text
-        assert 'powerops_requests_total{status="200"} 3.0' in metrics
+        assert 'powerops_requests_total{status="200"} 5.0' in metrics
+        assert "powerops_implausible_rows_total 2.0" in metrics
         assert 'powerops_requests_total{status="422"} 11.0' in metrics
         assert 'powerops_requests_total{status="413"} 4.0' in metrics
         assert 'powerops_requests_total{status="415"} 1.0' in metrics
@@ -167,7 +181,7 @@ def test_predict_bad_input_metrics_and_prediction_log(
         assert 'powerops_schema_skew_rejections_total{field="unknown_field"} 301.0' in grown
         # The skew ratio's numerator counts requests, not fields: at most one per request.
         assert "powerops_schema_skew_requests_total 305.0" in grown
-        assert "powerops_prediction_kw_count 72.0" in metrics
+        assert "powerops_prediction_kw_count 120.0" in metrics
         assert "powerops_request_latency_seconds_bucket" in metrics
         info = f'powerops_model_info{{name="{params.mlflow.model_name}",version="{version}"}} 1.0'
         assert info in metrics
@@ -204,18 +218,18 @@ def test_predict_bad_input_metrics_and_prediction_log(
     # The log holds every request; monitoring recomputes the served features: no skew.
     now = datetime.now(UTC)
     logged = predictionlog.read(params, now - timedelta(hours=1), now + timedelta(minutes=1))
-    assert len(logged) == 326  # 322 requests, then 4 with the API key set
+    assert len(logged) == 328  # 324 requests, then 4 with the API key set
     assert set(logged["status"]) == {200, 400, 401, 413, 415, 422, 500}
     served = logged[logged["status"] == 200]
-    assert list(served["rows"]) == [216] * 5
+    assert list(served["rows"]) == [216, 24, 216, 216, 216, 216, 216]
     pipeline = serving.load(params, champion).pipeline
     days = events.log_indicators(
         params, now - timedelta(hours=1), now + timedelta(minutes=1), pipeline
     )
     day = days[str(now.date())]
-    assert (day.feature_skew.rows, day.feature_skew.bad) == (120, 0)
+    assert (day.feature_skew.rows, day.feature_skew.bad) == (168, 0)
     assert day.schema_.bad == 305 and day.schema_.fields["coverage"] == 1
-    assert day.latency.events == 5
+    assert day.latency.events == 7
 
     # power_score's batch forecast: the day after the data, versioned, logged, idempotent.
     batch = scoring.score(params, date(2026, 11, 28))

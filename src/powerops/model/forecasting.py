@@ -178,14 +178,18 @@ def backtest(
     return pd.DataFrame(rows), f"{cutoff:%Y-%m-%d}"
 
 
+def history_periods(params: Params) -> int:
+    """How many periods before the first forecast row the features read: the longest lag or
+    window, plus a block."""
+    forecast = params.forecast
+    return max((*forecast.lags, *forecast.windows)) + forecast.horizon
+
+
 def history_span(params: Params) -> pd.Timedelta:
-    """How far before the first forecast row the features read: the longest lag or window,
-    plus a block."""
+    """`history_periods` as a duration."""
     import pandas as pd
 
-    forecast = params.forecast
-    periods = max((*forecast.lags, *forecast.windows)) + forecast.horizon
-    return pd.Timedelta(params.table.frequency) * periods
+    return pd.Timedelta(params.table.frequency) * history_periods(params)
 
 
 def compute_threads(params: Params) -> Any:

@@ -114,6 +114,7 @@ class Answer:
     rows: int = 0
     inputs: str | None = None  # the body as received, for a served request
     features: str | None = None  # split JSON (predictionlog.split_json)
+    implausible: int = 0  # rows whose load no meter of this kind reads
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,11 @@ class Metrics:
             "Requests rejected for schema skew (any field).",
             registry=register,
         )
+        self.implausible = Counter(
+            "powerops_implausible_rows",
+            "Rows served whose load is below 0 or over twice the training maximum.",
+            registry=register,
+        )
         self.predictions = Histogram(
             "powerops_prediction_kw",
             "Forecast values served (kW).",
@@ -400,7 +406,9 @@ def _datetimes(name: str, values: list[datetime]) -> np.ndarray:
     microseconds = np.array([(value - _EPOCH) // _MICROSECOND for value in values])
     if len(values) and np.abs(microseconds).max() >= _NS_LIMIT_US:
         number = int(np.abs(microseconds).argmax())
-        raise RequestError(422, f"rows[{number}].{name}: {values[number]} is outside 1678..2261")
+        raise RequestError(
+            422, f"rows[{number}].{name}: {values[number]} is outside 1677-09-22..2262-04-11"
+        )
     if len(values) and microseconds.max() - microseconds.min() >= _NS_LIMIT_US:
         # Differences of such rows overflow int64 nanoseconds in the transformers.
         raise RequestError(422, f"{name}: the rows span more than 292 years")
@@ -524,6 +532,8 @@ def _count(
         metrics.schema_skew.labels(field=name).inc()
     if answer.skewed:
         metrics.skewed_requests.inc()
+    if answer.implausible:
+        metrics.implausible.inc(answer.implausible)
     metrics.latency.observe(seconds)
     metrics.requests.labels(status=str(answer.status)).inc()
     buffer.add(
@@ -572,6 +582,39 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def input_warnings(
+    params: Params, served: Served, columns: dict[str, np.ndarray], forecast: np.ndarray
+) -> tuple[list[str], int]:
+    """What a client should know about an answer it got: history missing before the first
+    forecast (the lags read nothing there), and loads no meter reads (below 0, or over twice
+    the most the model saw in training). The warnings, and how many rows were implausible."""
+    import pandas as pd
+
+    from powerops.model.forecasting import history_periods
+
+    warnings = []
+    period = np.timedelta64(pd.Timedelta(params.table.frequency).value, "ns")
+    moments, loads = columns["timestamp"], columns[TARGET]
+    first = moments[forecast].min()
+    need = history_periods(params)
+    given = int(np.sum((moments < first) & (moments >= first - period * need) & ~np.isnan(loads)))
+    if given < need:
+        warnings.append(
+            f"history: {given} of the {need} periods before the first forecast are given; "
+            "the features that read the missing ones are empty, and the forecast less accurate"
+        )
+    profile = served.reference.profile.columns.get(TARGET)
+    ceiling = 2 * profile.edges[-1] if profile else np.inf
+    known = loads[~np.isnan(loads)]
+    implausible = int(np.sum((known < 0) | (known > ceiling)))
+    if implausible:
+        warnings.append(
+            f"{TARGET}: {implausible} values below 0 or above {ceiling:.2f} kW (twice the "
+            "training maximum): check the meter's units"
+        )
+    return warnings, implausible
+
+
 def answer_request(params: Params, served: Served | None, body: bytes) -> Answer:
     """The answer to an admitted request, with what the prediction log keeps of it."""
     try:
@@ -594,9 +637,11 @@ def answer_request(params: Params, served: Served | None, body: bytes) -> Answer
             {"timestamp": moment, TARGET: value}
             for moment, value in zip(when, outputs, strict=True)
         ]
+        warnings, implausible = input_warnings(params, served, columns, forecast)
         return Answer(
             200,
-            {"predictions": predictions},
+            {"predictions": predictions} | ({"warnings": warnings} if warnings else {}),
+            implausible=implausible,
             outputs=outputs,
             rows=len(columns[TARGET]),
             inputs=body.decode(),  # valid JSON of the model's schema: logged as received
