@@ -10,6 +10,7 @@ request.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import signal
 import socket
@@ -249,6 +250,82 @@ def test_predict_bad_input_metrics_and_prediction_log(
     assert [b.day for b in report.batch_forecasts] == ["2007-03-20"]
     wape = report.batch_forecasts[0].wape
     assert wape is not None and 0 < wape < 1
+
+    # Any input at all: never a 500, and the server keeps serving. (No API key: every request
+    # gets as far as the model's checks.)
+    monkeypatch.delenv(params.serve.api_key_env)
+    with TestClient(serving.create_app(params)) as client:
+        hostile_requests_get_no_500(client)
+        assert client.post("/predict", json={"rows": rows}).status_code == 200
+
+
+# What /predict may answer; a 5xx would be the server's fault, whatever the client sent.
+CLIENT_ERRORS = {200, 400, 401, 413, 415, 422}
+
+
+def hostile_requests_get_no_500(client: Any) -> None:
+    """Hypothesis sends bodies built from a good request with rows replaced by arbitrary
+    ones (any year, NaN, huge numbers, strings, unknown fields), arbitrary JSON, and raw
+    bytes, under arbitrary headers; every answer must be one of CLIENT_ERRORS."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    base = request_rows()
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    anything = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+    moments = st.datetimes().map(datetime.isoformat) | scalars
+    numbers = st.floats() | st.integers(-(10**30), 10**30) | scalars
+    # The model's fields, each maybe missing, plus fields nobody knows, named anything.
+    known = st.fixed_dictionaries(
+        {}, optional={"timestamp": moments, "load_kw": numbers, "coverage": numbers}
+    )
+    wild = st.builds(
+        operator.or_, known, st.dictionaries(st.text(max_size=300), anything, max_size=2)
+    )
+    # Rows of the right types with any values get past the schema to the features and model.
+    typed = st.fixed_dictionaries(
+        {
+            "timestamp": st.datetimes().map(datetime.isoformat),
+            "load_kw": st.none() | st.floats(allow_nan=False, allow_infinity=False),
+            "coverage": st.floats(allow_nan=False, allow_infinity=False),
+        }
+    )
+    row = typed | typed.map(dict) | wild
+    edits = st.lists(st.tuples(st.integers(0, len(base) - 1), row), max_size=4)
+
+    def edited(changes: list[tuple[int, dict[str, Any]]], keep: int) -> bytes:
+        rows = [dict(r) for r in base[:keep]] or [dict(base[0])]
+        for number, replacement in changes:
+            rows[number % len(rows)] = replacement
+        return json.dumps({"rows": rows}).encode()
+
+    bodies = (
+        st.builds(edited, edits, st.integers(1, len(base)))
+        | anything.map(lambda value: json.dumps(value).encode())
+        | st.binary(max_size=300)
+    )
+    printable = st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f")
+    headers = st.fixed_dictionaries(
+        {},
+        optional={
+            "content-type": st.sampled_from(["application/json", "text/plain", "", "a/b; x=y"]),
+            "x-request-id": st.text(printable, max_size=200).map(lambda t: t.encode("latin-1")),
+            "x-api-key": st.text(printable, max_size=40).map(lambda t: t.encode("latin-1")),
+        },
+    )
+
+    @settings(max_examples=500, deadline=None, database=None)
+    @given(body=bodies, sent=headers)
+    def answered(body: bytes, sent: dict[str, Any]) -> None:
+        sent = {"content-type": "application/json"} | sent
+        response = client.post("/predict", content=body, headers=sent)
+        assert response.status_code in CLIENT_ERRORS, (response.status_code, response.text[:500])
+
+    answered()
 
 
 def free_port() -> int:
