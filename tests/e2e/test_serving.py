@@ -184,6 +184,8 @@ def test_predict_bad_input_metrics_and_prediction_log(
         assert "powerops_schema_skew_requests_total 305.0" in grown
         assert "powerops_prediction_kw_count 120.0" in metrics
         assert "powerops_request_latency_seconds_bucket" in metrics
+        # Only the requests the model answered are latency events, not the fast refusals.
+        assert "powerops_request_latency_seconds_count 5.0" in metrics
         info = f'powerops_model_info{{name="{params.mlflow.model_name}",version="{version}"}} 1.0'
         assert info in metrics
 

@@ -271,7 +271,7 @@ class Metrics:
         register = None if self.multiprocess else self.registry
         self.latency = Histogram(
             "powerops_request_latency_seconds",
-            "Time to answer /predict, from the body read to the response.",
+            "Time to answer a /predict the model served (status 200), from the handler's start.",
             buckets=LATENCY_BUCKETS,
             registry=register,
         )
@@ -534,7 +534,10 @@ def _count(
         metrics.skewed_requests.inc()
     if answer.implausible:
         metrics.implausible.inc(answer.implausible)
-    metrics.latency.observe(seconds)
+    if answer.status == 200:
+        # The latency SLI's events are the requests the model answered: fast refusals would
+        # pad its denominator (the monitoring SLI reads the log the same way).
+        metrics.latency.observe(seconds)
     metrics.requests.labels(status=str(answer.status)).inc()
     buffer.add(
         predictionlog.record(
