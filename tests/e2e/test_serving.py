@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import pandas as pd
 import pytest
 
 from powerops.core.config import Params, load_params
-from powerops.core.faults import FAIL_ENV
+from powerops.core.faults import FAIL_ENV, InjectedFault
 from powerops.data import stages
 from powerops.model import registry, testset, training
 from powerops.monitor import events, monitoring
@@ -253,9 +254,33 @@ def test_predict_bad_input_metrics_and_prediction_log(
     wape = report.batch_forecasts[0].wape
     assert wape is not None and 0 < wape < 1
 
+    # The log cannot be written for a while (a full disk): nothing is lost, the failures are
+    # counted, and the records are written once it can be.
+    monkeypatch.delenv(params.serve.api_key_env)
+    with TestClient(serving.create_app(params)) as client:
+        buffer = client.app.state.log  # type: ignore[attr-defined]
+        monkeypatch.setenv(FAIL_ENV, "predictionlog.append")
+        ids = [f"disk-full-{n}" for n in range(5)]
+        for request_id in ids:
+            headers = {"x-request-id": request_id}
+            assert client.post("/predict", json={"rows": rows}, headers=headers).status_code == 200
+        with pytest.raises(InjectedFault):
+            buffer.flush()
+        time.sleep(2.5 * params.serve.log_flush_seconds)  # the writer thread fails too
+        counted = re.search(
+            r"^powerops_prediction_log_write_failures_total (\S+)$",
+            client.get("/metrics").text,
+            re.MULTILINE,
+        )
+        assert counted and float(counted[1]) >= 2, counted  # this flush and the thread's
+        monkeypatch.delenv(FAIL_ENV)
+        buffer.flush()
+    logged = predictionlog.read(params, now - timedelta(hours=1), datetime.now(UTC))
+    assert set(ids) <= set(logged["request_id"])
+    assert logged["request_id"].isin(ids).sum() == len(ids)  # each once, none twice
+
     # Any input at all: never a 500, and the server keeps serving. (No API key: every request
     # gets as far as the model's checks.)
-    monkeypatch.delenv(params.serve.api_key_env)
     with TestClient(serving.create_app(params)) as client:
         hostile_requests_get_no_500(client)
         assert client.post("/predict", json={"rows": rows}).status_code == 200

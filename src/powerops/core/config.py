@@ -347,6 +347,8 @@ class ServeConfig(_Strict):
     max_bytes: int = Field(default=1_000_000, ge=1024)  # request body size
     api_key_env: str = "POWEROPS_API_KEY"  # if this variable is set, /predict requires it
     log_flush_seconds: float = Field(default=1.0, gt=0)  # prediction log buffer
+    # records kept while the log cannot be written; beyond, the oldest are dropped and counted
+    log_max_buffered: int = Field(default=200_000, ge=1)
     workers: int = Field(default=2, ge=1)  # processes: one per core
 
 

@@ -228,30 +228,56 @@ class ModelHolder:
 
 
 class LogBuffer:
-    """Prediction log records, written in batches by a background thread."""
+    """Prediction log records, written in batches by a background thread.
 
-    def __init__(self, params: Params) -> None:
+    A batch that cannot be written (a full or unwritable disk) stays in the buffer and is
+    written with the next flush; each failed write is counted. Only past `serve.log_max_buffered`
+    records are the oldest dropped, and counted: memory is the limit, not silence."""
+
+    def __init__(self, params: Params, metrics: Metrics | None = None) -> None:
         self.params = params
+        self.metrics = metrics
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def add(self, record: dict[str, Any]) -> None:
         with self._lock:
             self._records.append(record)
+            excess = len(self._records) - self.params.serve.log_max_buffered
+            if excess > 0:
+                del self._records[:excess]
+                if self.metrics:
+                    self.metrics.log_dropped.inc(excess)
 
     def flush(self) -> int:
+        """Write what is buffered, one day's records at a time; return how many were written.
+        Raises after putting back what it could not write."""
         with self._lock:
             records, self._records = self._records, []
-        if records:
-            predictionlog.append(self.params, records)
-        return len(records)
+        days: dict[Any, list[dict[str, Any]]] = {}
+        for record in records:
+            days.setdefault(record["at"].date(), []).append(record)
+        written, ordered = 0, sorted(days.items())
+        for number, (_, part) in enumerate(ordered):
+            try:
+                crash_point("predictionlog.append")
+                predictionlog.append(self.params, part)
+            except Exception:
+                unwritten = [r for _, rest in ordered[number:] for r in rest]
+                with self._lock:
+                    self._records[:0] = unwritten  # before what came in meanwhile
+                if self.metrics:
+                    self.metrics.log_failures.inc()
+                raise
+            written += len(part)
+        return written
 
     def follow(self, stop: threading.Event) -> None:
         while not stop.wait(self.params.serve.log_flush_seconds):
             try:
                 self.flush()
-            except Exception:
-                log.exception("could not write the prediction log")
+            except Exception:  # the records stay buffered; the next flush tries again
+                log.exception("could not write the prediction log; will retry")
 
 
 class Metrics:
@@ -293,6 +319,16 @@ class Metrics:
         self.implausible = Counter(
             "powerops_implausible_rows",
             "Rows served whose load is below 0 or over twice the training maximum.",
+            registry=register,
+        )
+        self.log_failures = Counter(
+            "powerops_prediction_log_write_failures",
+            "Prediction-log writes that failed; their records stay buffered for the next.",
+            registry=register,
+        )
+        self.log_dropped = Counter(
+            "powerops_prediction_log_dropped",
+            "Prediction-log records dropped because the buffer was full (serve.log_max_buffered).",
             registry=register,
         )
         self.predictions = Histogram(
@@ -422,8 +458,8 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
     from starlette.concurrency import run_in_threadpool
 
     holder = holder or ModelHolder(params)
-    buffer = LogBuffer(params)
     metrics = Metrics()
+    buffer = LogBuffer(params, metrics)
     name = params.mlflow.model_name
     holder.on_swap = lambda served: metrics.serving(name, served.version)
     api_key = os.environ.get(params.serve.api_key_env) or None
