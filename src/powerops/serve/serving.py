@@ -316,21 +316,7 @@ class Metrics:
             "Requests rejected for schema skew (any field).",
             registry=register,
         )
-        self.implausible = Counter(
-            "powerops_implausible_rows",
-            "Rows served whose load is below 0 or over twice the training maximum.",
-            registry=register,
-        )
-        self.log_failures = Counter(
-            "powerops_prediction_log_write_failures",
-            "Prediction-log writes that failed; their records stay buffered for the next.",
-            registry=register,
-        )
-        self.log_dropped = Counter(
-            "powerops_prediction_log_dropped",
-            "Prediction-log records dropped because the buffer was full (serve.log_max_buffered).",
-            registry=register,
-        )
+        self._health_counters(register)
         self.predictions = Histogram(
             "powerops_prediction_kw",
             "Forecast values served (kW).",
@@ -347,6 +333,26 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._version: tuple[str, str] | None = None
+
+    def _health_counters(self, register: Any) -> None:
+        """What the inputs and the prediction log went through."""
+        from prometheus_client import Counter
+
+        self.implausible = Counter(
+            "powerops_implausible_rows",
+            "Rows served whose load is below 0 or over twice the training maximum.",
+            registry=register,
+        )
+        self.log_failures = Counter(
+            "powerops_prediction_log_write_failures",
+            "Prediction-log writes that failed; their records stay buffered for the next.",
+            registry=register,
+        )
+        self.log_dropped = Counter(
+            "powerops_prediction_log_dropped",
+            "Prediction-log records dropped because the buffer was full (serve.log_max_buffered).",
+            registry=register,
+        )
 
     def serving(self, name: str, version: str) -> None:
         """Record the version now served."""
