@@ -46,7 +46,12 @@ KNOWN_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
 )
 # Records dropped from one logger: (logger, message prefix). Cloudpickle is chosen on purpose
 # (powerops.model.training._log_model says why); MLflow warns about it at every registration.
-KNOWN_RECORDS = (("mlflow.sklearn", "Saving scikit-learn models in the pickle or cloudpickle"),)
+KNOWN_RECORDS = (
+    ("mlflow.sklearn", "Saving scikit-learn models in the pickle or cloudpickle"),
+    # Data Docs keep every validation's page (powerops.data.gxdocs); the index, built from one
+    # process's results, warns once per page of another process at every validation.
+    ("great_expectations.render.renderer.site_builder", "Validation result not found"),
+)
 # The loggers MLflow gives a handler of its own, writing to stderr, when imported.
 MLFLOW_HANDLED = ("mlflow", "alembic", "huey", "sqlalchemy.engine")
 
