@@ -32,6 +32,9 @@ never fail the run; exit code 1 when our service answers an error or its forecas
 from MLflow's.
 
     make bench-serve         # or: .venv/bin/python bench/serve.py [--seconds 20]
+
+Last, our p99 as the server logged it (the prediction log, what the latency SLI reads) beside
+the clients' p99 for each cell: the gap is the queueing the server cannot see.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ import urllib.request
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +96,8 @@ class Cell:
     p50: float
     p95: float
     p99: float
+    opened: datetime  # the window, by the wall clock the prediction log keeps
+    closed: datetime
 
     @property
     def throughput(self) -> float:
@@ -183,7 +189,11 @@ def run_cell(target: Target, size: int, concurrency: int, seconds: float) -> Cel
     sent its WARMUP requests, and lasts `seconds`; the threads never pause in between, so no
     connection idles past the server's keep-alive timeout and none is opened in the window."""
     body = target.bodies[size]
-    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "X-Request-Id": cell_tag(size, concurrency),  # finds the cell in our prediction log
+    }
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors: list[Counter[str]] = [Counter() for _ in range(concurrency)]
     warmed = threading.Semaphore(0)
@@ -223,10 +233,11 @@ def run_cell(target: Target, size: int, concurrency: int, seconds: float) -> Cel
     give_up = time.monotonic() + READY_TIMEOUT_S
     for _ in range(concurrency):
         warmed.acquire(timeout=max(0.0, give_up - time.monotonic()))
-    opens = clock()
+    opens, opened = clock(), datetime.now(UTC)
     window[0] = (opens, opens + seconds)
     for thread in threads:
         thread.join()
+    closed = opened + timedelta(seconds=seconds)
 
     import numpy as np
 
@@ -236,7 +247,44 @@ def run_cell(target: Target, size: int, concurrency: int, seconds: float) -> Cel
         if answered.size
         else (float("nan"),) * 3
     )
-    return Cell(int(answered.size), sum(errors, Counter()), sum(completed), seconds, p50, p95, p99)
+    return Cell(
+        int(answered.size),
+        sum(errors, Counter()),
+        sum(completed),
+        seconds,
+        p50,
+        p95,
+        p99,
+        opened,
+        closed,
+    )
+
+
+def cell_tag(size: int, concurrency: int) -> str:
+    return f"bench-{size}-{concurrency}"
+
+
+def server_p99(params: Any, results: dict[tuple[str, int, int], Cell]) -> dict[Any, float]:
+    """Our server's own p99 per cell, from the latency its prediction log recorded for the
+    requests answered in the cell's window: what the latency SLI sees, against the client's."""
+    import numpy as np
+
+    from powerops.serve import predictionlog
+
+    cells = {key[1:]: cell for key, cell in results.items() if key[0] == "powerops"}
+    start = min(cell.opened for cell in cells.values())
+    logged = predictionlog.read(params, start, max(cell.closed for cell in cells.values()))
+    found = {}
+    for (size, concurrency), cell in cells.items():
+        mine = logged[
+            (logged["request_id"] == cell_tag(size, concurrency))
+            & (logged["status"] == 200)
+            & (logged["at"] >= cell.opened)
+            & (logged["at"] <= cell.closed)
+        ]
+        latency = mine["latency_ms"].to_numpy(dtype=np.float64)
+        found[size, concurrency] = float(np.percentile(latency, 99)) if latency.size else math.nan
+    return found
 
 
 def check_forecasts(ours: Target, mlflow: Target, rows: list[dict[str, Any]]) -> list[str]:
@@ -446,7 +494,8 @@ def main() -> int:
                     print_rows(results, size, concurrency)
         finally:
             for process in processes:
-                stop(process)
+                stop(process)  # our workers write what their logs still buffer as they stop
+        seen_by_server = server_p99(params, results)
 
     cells = [(size, c) for size in SIZES for c in CONCURRENCY]
     p99 = results["powerops", 1, 8].p99
@@ -458,6 +507,14 @@ def main() -> int:
     worst = min(ratios, key=lambda cell: ratios[cell])
     our_errors = sum((results[("powerops", *cell)].errors for cell in cells), Counter())
     mlflow_errors = sum((results[("mlflow", *cell)].errors for cell in cells), Counter())
+    print()
+    print("powerops p99 as the clients saw it and as the server logged it (the latency SLI):")
+    print(f"{'N':>3} {'conc':>4} {'client ms':>10} {'server ms':>10}")
+    for size, concurrency in cells:
+        print(
+            f"{size:>3} {concurrency:>4} {results['powerops', size, concurrency].p99:>10.2f} "
+            f"{seen_by_server[size, concurrency]:>10.2f}"
+        )
     print()
     print("rps x = our throughput / MLflow's; p99 x = our p99 / MLflow's")
     print(
