@@ -79,8 +79,19 @@ def workspace(context: Any, keep: tuple[type[BaseException], ...] = ()) -> Itera
         yield config
 
 
-def task_alert_key(dag_id: str, task_id: str) -> str:
-    return f"airflow/{dag_id}/{task_id}"
+def _task_alert(context: Any, status: str, summary: str, **details: Any) -> Any:
+    """The alert about this task instance: key `airflow/<dag>/<task>`, the run in its details."""
+    from powerops.core import alerts
+
+    ti = context["ti"]
+    return alerts.Alert(
+        key=alerts.task_key(ti.dag_id, ti.task_id),
+        severity="critical",
+        source="airflow",
+        summary=f"{ti.dag_id}.{ti.task_id} {summary} (run {context['run_id']})",
+        details={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": context["run_id"]} | details,
+        status=status,
+    )
 
 
 class PowerOpsAlertNotifier(BaseNotifier):
@@ -89,23 +100,10 @@ class PowerOpsAlertNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         from powerops.core import alerts
 
-        ti = context["ti"]
-        alerts.emit(
-            alerts.Alert(
-                key=task_alert_key(ti.dag_id, ti.task_id),
-                severity="critical",
-                source="airflow",
-                summary=f"{ti.dag_id}.{ti.task_id} failed (run {context['run_id']})",
-                details={
-                    "exception": str(context.get("exception", ""))[:2000],
-                    "dag_id": ti.dag_id,
-                    "task_id": ti.task_id,
-                    "run_id": context["run_id"],
-                    "try_number": ti.try_number,
-                },
-            ),
-            params(),
-        )
+        exception = str(context.get("exception", ""))[:2000]
+        try_number = context["ti"].try_number
+        alert = _task_alert(context, "firing", "failed", exception=exception, try_number=try_number)
+        alerts.emit(alert, params())
 
 
 class PowerOpsResolveNotifier(BaseNotifier):
@@ -114,22 +112,10 @@ class PowerOpsResolveNotifier(BaseNotifier):
     def notify(self, context: Any) -> None:
         from powerops.core import alerts
 
-        ti = context["ti"]
-        key = task_alert_key(ti.dag_id, ti.task_id)
+        alert = _task_alert(context, "resolved", "succeeded")
         config = params()
-        if key not in alerts.open_alerts(config, key):
-            return
-        alerts.emit(
-            alerts.Alert(
-                key=key,
-                severity="critical",
-                source="airflow",
-                summary=f"resolved: {ti.dag_id}.{ti.task_id} succeeded (run {context['run_id']})",
-                details={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": context["run_id"]},
-                status="resolved",
-            ),
-            config,
-        )
+        if alert.key in alerts.open_alerts(config, alert.key):
+            alerts.emit(alert, config)
 
 
 # Every task: a failure alerts, the next success resolves it (the view lists the open ones).

@@ -3,8 +3,8 @@ and the kind of the MLflow experiment the UI opens."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -85,18 +85,8 @@ def test_gate_reason_shows_the_digits_that_decide() -> None:
     assert ok and reasons[2].startswith("pass: wape 0.43807 vs champion 0.43810 (-0.00003")
 
 
-def test_the_experiment_is_created_as_classic_ml(monkeypatch: pytest.MonkeyPatch) -> None:
-    created: dict[str, Any] = {}
-
-    class Client:
-        def get_experiment_by_name(self, name: str) -> None:
-            return None
-
-        def create_experiment(self, name: str, **kwargs: Any) -> str:
-            created.update(kwargs, name=name)
-            return "7"
-
-    monkeypatch.setattr(registry, "client", lambda params: Client())
-    assert registry.experiment_id(PARAMS) == "7"
+def test_the_experiment_is_created_as_classic_ml(tmp_path: Path) -> None:
+    params = PARAMS.model_copy(update={"root": tmp_path})  # a real, empty embedded store
+    experiment = registry.client(params).get_experiment(registry.experiment_id(params))
     # MLflow 3's UI: "custom_model_development" is "Model training", not the GenAI overview
-    assert created["tags"] == {"mlflow.experimentKind": "custom_model_development"}
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

@@ -52,6 +52,15 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# Airflow task failures: `airflow/<dag>/<task>`, raised by the DAGs' failure callback and
+# resolved by their success callback (dags/_powerops.py).
+TASK_PREFIX = "airflow/"
+
+
+def task_key(dag_id: str, task_id: str) -> str:
+    return f"{TASK_PREFIX}{dag_id}/{task_id}"
+
+
 def open_alerts(params: Params, prefix: str) -> dict[str, dict[str, Any]]:
     """The alerts whose key starts with `prefix` and whose latest event in the log fires."""
     latest = {

@@ -348,9 +348,7 @@ def publish(
 def published_by(params: Params, month: Month, by: str) -> VersionRecord | None:
     """The version that added `month`, if `by` published it (an earlier try of the same run,
     killed after the catalog recorded it, whose news is still to be told)."""
-    catalog = Catalog(params.catalog_dir)
-    name = params.dataset.name
-    versions = catalog.load(name).versions if catalog.exists(name) else []
+    versions = _dataset_record(params).versions
     return next(
         (v for v in versions if v.added.month == str(month) and by and v.created_by == by), None
     )

@@ -113,7 +113,7 @@ def open_alerts(params: Params) -> list[dict[str, Any]]:
         {"key": key, "severity": a["severity"], "since": a["since"], "summary": a["summary"]}
         for key, a in sorted(state.items())
     ]
-    for key, event in sorted(alerts.open_alerts(params, "airflow/").items()):
+    for key, event in sorted(alerts.open_alerts(params, alerts.TASK_PREFIX).items()):
         details = event.get("details", {})
         run = details.get("run_id")
         found.append(
@@ -188,13 +188,13 @@ def _slos(report: MonitorReport) -> str:
 
     rows = []
     for slo in report.slos:
-        budget = "-" if slo.budget_remaining is None else format_budget(slo.budget_remaining)
+        budget = None if slo.budget_remaining is None else format_budget(slo.budget_remaining)
         cells = [
             f"<b>{_e(slo.name)}</b><br><span class=muted>{_e(slo.description)}</span>",
             f"{slo.objective:.1%}",
             "-" if slo.sli is None else f"{slo.sli:.1%} of {slo.events}",
-            f"<span class={'bad' if budget.startswith('-') and budget != '-' else 'ok'}>"
-            f"{budget}</span>",
+            f"<span class={'bad' if budget and budget.startswith('-') else 'ok'}>"
+            f"{budget or '-'}</span>",
         ]
         for rule in slo.burn:
             firing = " <b class=bad>firing</b>" if rule.firing else ""

@@ -102,6 +102,16 @@ def _schema() -> pa.Schema:
     return pa.schema([(name, types[name]) for name in COLUMNS])
 
 
+def by_day(records: list[dict[str, Any]]) -> list[tuple[date, list[dict[str, Any]]]]:
+    """Records grouped by their UTC day (a naive `at` is UTC), oldest day first."""
+    days: dict[date, list[dict[str, Any]]] = {}
+    for item in records:
+        at = item["at"]
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        days.setdefault(at.date(), []).append(item | {"at": at})
+    return sorted(days.items())
+
+
 def append(params: Params, records: list[dict[str, Any]]) -> list[Path]:
     """Write records as a new part file in each of their days' folders; return the files.
 
@@ -113,13 +123,8 @@ def append(params: Params, records: list[dict[str, Any]]) -> list[Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    by_day: dict[date, list[dict[str, Any]]] = {}
-    for item in records:
-        at = item["at"]
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-        by_day.setdefault(at.date(), []).append(item | {"at": at})
     written = []
-    for day, part in sorted(by_day.items()):
+    for day, part in by_day(records):
         folder = day_folder(params, day)
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%H%M%S%f")

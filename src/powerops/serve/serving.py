@@ -254,10 +254,7 @@ class LogBuffer:
         Raises after putting back what it could not write."""
         with self._lock:
             records, self._records = self._records, []
-        days: dict[Any, list[dict[str, Any]]] = {}
-        for record in records:
-            days.setdefault(record["at"].date(), []).append(record)
-        written, ordered = 0, sorted(days.items())
+        written, ordered = 0, predictionlog.by_day(records)
         for number, (_, part) in enumerate(ordered):
             try:
                 crash_point("predictionlog.append")
@@ -420,8 +417,6 @@ def parse(body: bytes, served: Served, params: Params) -> dict[str, np.ndarray]:
     """The request body as the model's input columns, or a RequestError."""
     from pydantic import ValidationError
 
-    if len(body) > params.serve.max_bytes:
-        raise RequestError(413, f"body of {len(body)} bytes; the limit is {params.serve.max_bytes}")
     try:
         rows = served.body.model_validate_json(body).rows
     except ValidationError as exc:
