@@ -273,7 +273,8 @@ def server_p99(params: Any, results: dict[tuple[str, int, int], Cell]) -> dict[A
 
     cells = {key[1:]: cell for key, cell in results.items() if key[0] == "powerops"}
     start = min(cell.opened for cell in cells.values())
-    logged = predictionlog.read(params, start, max(cell.closed for cell in cells.values()))
+    end = max(cell.closed for cell in cells.values())
+    logged = predictionlog.read(params, start, end, ("request_id", "at", "status", "latency_ms"))
     found = {}
     for (size, concurrency), cell in cells.items():
         mine = logged[

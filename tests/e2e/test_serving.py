@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 
 from powerops.core.config import Params, load_params
-from powerops.core.faults import FAIL_ENV, InjectedFault
+from powerops.core.faults import FAIL_ENV, STALL_ENV
 from powerops.data import stages
 from powerops.model import registry, testset, training
 from powerops.monitor import events, monitoring
@@ -231,7 +231,15 @@ def test_predict_bad_input_metrics_and_prediction_log(
         params, now - timedelta(hours=1), now + timedelta(minutes=1), pipeline
     )
     day = days[str(now.date())]
-    assert (day.feature_skew.rows, day.feature_skew.bad) == (168, 0)
+    # The default sample: the first of this journal's two blocks of 256 records (6 of the 7
+    # served requests), and the other journals' one block each.
+    assert (day.feature_skew.rows, day.feature_skew.bad) == (144, 0)
+    every = params.model_copy(
+        update={"monitor": params.monitor.model_copy(update={"skew_sample_rate": 1.0})}
+    )
+    window = (now - timedelta(hours=1), now + timedelta(minutes=1))
+    whole = events.log_indicators(every, *window, pipeline)[str(now.date())]
+    assert (whole.feature_skew.rows, whole.feature_skew.bad) == (168, 0)
     assert day.schema_.bad == 305 and day.schema_.fields["coverage"] == 1
     assert day.latency.events == 7
 
@@ -258,26 +266,46 @@ def test_predict_bad_input_metrics_and_prediction_log(
     # counted, and the records are written once it can be.
     monkeypatch.delenv(params.serve.api_key_env)
     with TestClient(serving.create_app(params)) as client:
-        buffer = client.app.state.log  # type: ignore[attr-defined]
-        monkeypatch.setenv(FAIL_ENV, "predictionlog.append")
+        journal = client.app.state.log  # type: ignore[attr-defined]
+        monkeypatch.setenv(FAIL_ENV, "predictionlog.write")
         ids = [f"disk-full-{n}" for n in range(5)]
         for request_id in ids:
             headers = {"x-request-id": request_id}
             assert client.post("/predict", json={"rows": rows}, headers=headers).status_code == 200
-        with pytest.raises(InjectedFault):
-            buffer.flush()
-        time.sleep(2.5 * params.serve.log_flush_seconds)  # the writer thread fails too
+        assert journal.flush() == len(ids)  # held in memory, not lost
+        time.sleep(2.5 * params.serve.log_flush_seconds)  # the writer thread retries, fails
         counted = re.search(
             r"^powerops_prediction_log_write_failures_total (\S+)$",
             client.get("/metrics").text,
             re.MULTILINE,
         )
         assert counted and float(counted[1]) >= 2, counted  # this flush and the thread's
+        assert "powerops_prediction_log_held 5.0" in client.get("/metrics").text
         monkeypatch.delenv(FAIL_ENV)
-        buffer.flush()
+        assert journal.flush() == 0
     logged = predictionlog.read(params, now - timedelta(hours=1), datetime.now(UTC))
     assert set(ids) <= set(logged["request_id"])
     assert logged["request_id"].isin(ids).sum() == len(ids)  # each once, none twice
+
+    # An error that escapes the handler (here in admission, before the body is read): the
+    # client gets Starlette's 500; the outermost layer counts and logs it all the same.
+    monkeypatch.setenv(FAIL_ENV, "serve.admit")
+    with TestClient(serving.create_app(params), raise_server_exceptions=False) as client:
+        assert client.post("/predict", json={"rows": rows}).status_code == 500
+        assert 'powerops_requests_total{status="500"} 1.0' in client.get("/metrics").text
+        monkeypatch.delenv(FAIL_ENV)
+        # A request that holds the event loop (a stall where the model runs, as a slow
+        # model would): the loop's lag shows the wait other requests' clocks cannot see.
+        monkeypatch.setenv(STALL_ENV, "serve.predict:0.4")
+        assert client.post("/predict", json={"rows": rows}).status_code == 200
+        monkeypatch.delenv(STALL_ENV)
+        time.sleep(0.3)
+        lag = client.get("/metrics").text
+        late = re.search(r'^powerops_event_loop_lag_seconds_bucket\{le="0.25"\} (\S+)$', lag, re.M)
+        ticks = re.search(r"^powerops_event_loop_lag_seconds_count (\S+)$", lag, re.M)
+        assert late and ticks and float(late[1]) < float(ticks[1]), lag
+    logged = predictionlog.read(params, now - timedelta(hours=1), datetime.now(UTC))
+    assert (logged["status"] == 500).sum() == 2  # this one and the handler's own above
 
     # Any input at all: never a 500, and the server keeps serving. (No API key: every request
     # gets as far as the model's checks.)
@@ -376,7 +404,8 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
     params = served_workspace
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    # TMPDIR: the metrics folder of the workers, left behind by the SIGKILL at the end.
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "TMPDIR": str(params.root)}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -430,13 +459,9 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
             worker.join()
         with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
             metrics = response.read().decode()
+        answered = killed_under_load(server, f"{url}/predict", body)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
 
     assert seen and all(status == 200 for _, status, _ in seen), {s for _, s, _ in seen}
     before = [v for t, _, v in seen if t < rolled_back]
@@ -447,8 +472,8 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
     assert last_old - rolled_back < params.serve.poll_seconds + 1.5
     assert {v for t, _, v in seen if t > last_old} == {"1"}
     # The two worker processes (serve.workers) both answered; /metrics adds up their counts.
-    parts = list(params.predictions_dir.glob("*/part-*.parquet"))
-    assert len({path.name.split("-")[2] for path in parts}) == params.serve.workers == 2
+    journals = list(params.predictions_dir.glob("*/journal-*.jsonl"))
+    assert len({path.name.split("-")[2] for path in journals}) == params.serve.workers == 2
     assert f'powerops_requests_total{{status="200"}} {float(len(seen))}' in metrics, metrics
     name = params.mlflow.model_name
     assert f'powerops_model_info{{name="{name}",version="1"}} 1.0' in metrics
@@ -457,3 +482,53 @@ def test_a_rollback_under_load_is_served_within_the_interval(served_workspace: P
         f"{len(seen)} requests, none failed; every worker served the rollback "
         f"{last_old - rolled_back:.2f} s after it"
     )
+
+    # SIGKILL under load (supervisor and workers): every answered request is in the log
+    # (docs/serving.md: a killed process loses none), readable, then compacted intact.
+    window = (datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(minutes=1))
+    logged = set(predictionlog.read(params, *window, ("request_id",))["request_id"])
+    lost = answered - logged
+    assert len(answered) > 50 and not lost, f"{len(lost)} of {len(answered)} answered lost"
+    assert predictionlog.compact(params)  # the dead workers' journals are no one's now
+    assert not list(params.predictions_dir.glob("*/journal-*.jsonl"))
+    assert set(predictionlog.read(params, *window, ("request_id",))["request_id"]) == logged
+    print(f"SIGKILL under load: {len(answered)} answered, {len(lost)} lost")
+
+
+def killed_under_load(server: subprocess.Popen[bytes], url: str, body: bytes) -> set[str]:
+    """SIGKILL the server's process group while four clients send requests; the ids of the
+    requests answered 200 before it died."""
+    answered: set[str] = set()
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                status, answer = post(url, body)
+            except OSError:  # the server is gone
+                return
+            if status == 200:
+                answered.add(answer["request_id"])
+
+    clients = [threading.Thread(target=load) for _ in range(4)]
+    for client in clients:
+        client.start()
+    time.sleep(1.5)
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    stop.set()
+    for client in clients:
+        client.join()
+    return answered
+
+
+def stop_group(server: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session, and its workers, if still running."""
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

@@ -330,6 +330,9 @@ class MonitorConfig(_Strict):
     # features; this share of training rows scores as outliers.
     outlier_contamination: float = Field(default=0.01, gt=0, lt=0.5)
     feature_skew_tolerance: float = Field(default=1e-6, ge=0)
+    # Share of the prediction log's blocks of served requests whose features are recomputed
+    # (at least one block per file): the skew check's cost, not the log's, follows traffic.
+    skew_sample_rate: float = Field(default=0.02, gt=0, le=1)
     slo_window_days: int = Field(default=30, ge=1)
     slos: tuple[SloConfig, ...] = ()
     burn_rules: tuple[BurnRule, ...] = ()
@@ -346,7 +349,11 @@ class ServeConfig(_Strict):
     max_rows: int = Field(default=2000, ge=1)  # rows per request, history included
     max_bytes: int = Field(default=1_000_000, ge=1024)  # request body size
     api_key_env: str = "POWEROPS_API_KEY"  # if this variable is set, /predict requires it
-    log_flush_seconds: float = Field(default=1.0, gt=0)  # prediction log buffer
+    # The prediction log: each record goes to the OS before its answer leaves; `log_fsync`
+    # says when it reaches the disk (always: before the answer; interval: every
+    # log_flush_seconds, which is also how often a failed write is retried; never: the OS).
+    log_fsync: Literal["always", "interval", "never"] = "interval"
+    log_flush_seconds: float = Field(default=1.0, gt=0)
     # records kept while the log cannot be written; beyond, the oldest are dropped and counted
     log_max_buffered: int = Field(default=200_000, ge=1)
     workers: int = Field(default=2, ge=1)  # processes: one per core

@@ -106,18 +106,32 @@ def _live_day(part: pd.DataFrame, training_end: pd.Timestamp) -> dict[str, Any] 
 def log_indicators(
     params: Params, start: datetime, end: datetime, pipeline: Any
 ) -> dict[str, LogDay]:
-    """Per day of the prediction log: latency, schema rejections, feature skew."""
+    """Per day of the prediction log: latency and schema rejections over every request,
+    feature skew over a sample of the served ones (`monitor.skew_sample_rate`). Journals no
+    server holds any more (a day over, a worker stopped) are compacted first."""
     from powerops.serve import predictionlog
 
-    records = predictionlog.read(params, start, end)
+    predictionlog.compact(params)
+    records = predictionlog.read(params, start, end, predictionlog.SLI_COLUMNS)
+    bulk = ("at", "status", "inputs", "features")
+    rate = params.monitor.skew_sample_rate
+    sample = predictionlog.read(params, start, end, bulk, sample=rate, ordered=False)
+    sample = sample[sample["status"] == 200]
     threshold = next((s.threshold for s in params.monitor.slos if s.indicator == "latency"), None)
+    samples = dict(list(sample.groupby(sample["at"].dt.date))) if len(sample) else {}
     return {
-        str(day): _log_day(params, part, threshold, pipeline)
+        str(day): _log_day(params, part, samples.get(day, sample[:0]), threshold, pipeline)
         for day, part in (records.groupby(records["at"].dt.date) if len(records) else [])
     }
 
 
-def _log_day(params: Params, part: pd.DataFrame, threshold: float | None, pipeline: Any) -> LogDay:
+def _log_day(
+    params: Params,
+    part: pd.DataFrame,
+    sample: pd.DataFrame,
+    threshold: float | None,
+    pipeline: Any,
+) -> LogDay:
     import numpy as np
 
     from powerops.model import skew
@@ -132,7 +146,7 @@ def _log_day(params: Params, part: pd.DataFrame, threshold: float | None, pipeli
             fields[name] = fields.get(name, 0) + 1
     latency = served["latency_ms"].to_numpy(dtype=np.float64)
     skewed = compared = 0
-    for inputs, features in zip(served["inputs"], served["features"], strict=True):
+    for inputs, features in zip(sample["inputs"], sample["features"], strict=True):
         if inputs and features:
             found = skew.feature_skew(
                 pipeline,

@@ -29,6 +29,7 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hmac
 import logging
@@ -53,6 +54,7 @@ from powerops.data.table import TARGET
 from powerops.model import registry, skew
 from powerops.serve import predictionlog
 from powerops.serve.flatforest import MAX_ROWS, FlatForest
+from powerops.serve.journal import Journal
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -69,6 +71,7 @@ _MICROSECOND = timedelta(microseconds=1)
 _NS_LIMIT_US = 2**63 // 1000  # datetime64[ns] spans 1677-09-21 .. 2262-04-11
 # A client's X-Request-Id is echoed and logged: only a short token is kept, else a new id.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLOCK, COUNTED = "powerops.started", "powerops.counted"  # keys Outermost puts in the scope
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -227,56 +230,6 @@ class ModelHolder:
                 log.exception("could not refresh the champion")
 
 
-class LogBuffer:
-    """Prediction log records, written in batches by a background thread.
-
-    A batch that cannot be written (a full or unwritable disk) stays in the buffer and is
-    written with the next flush; each failed write is counted. Only past `serve.log_max_buffered`
-    records are the oldest dropped, and counted: memory is the limit, not silence."""
-
-    def __init__(self, params: Params, metrics: Metrics | None = None) -> None:
-        self.params = params
-        self.metrics = metrics
-        self._records: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def add(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            self._records.append(record)
-            excess = len(self._records) - self.params.serve.log_max_buffered
-            if excess > 0:
-                del self._records[:excess]
-                if self.metrics:
-                    self.metrics.log_dropped.inc(excess)
-
-    def flush(self) -> int:
-        """Write what is buffered, one day's records at a time; return how many were written.
-        Raises after putting back what it could not write."""
-        with self._lock:
-            records, self._records = self._records, []
-        written, ordered = 0, predictionlog.by_day(records)
-        for number, (_, part) in enumerate(ordered):
-            try:
-                crash_point("predictionlog.append")
-                predictionlog.append(self.params, part)
-            except Exception:
-                unwritten = [r for _, rest in ordered[number:] for r in rest]
-                with self._lock:
-                    self._records[:0] = unwritten  # before what came in meanwhile
-                if self.metrics:
-                    self.metrics.log_failures.inc()
-                raise
-            written += len(part)
-        return written
-
-    def follow(self, stop: threading.Event) -> None:
-        while not stop.wait(self.params.serve.log_flush_seconds):
-            try:
-                self.flush()
-            except Exception:  # the records stay buffered; the next flush tries again
-                log.exception("could not write the prediction log; will retry")
-
-
 class Metrics:
     """The serving SLIs. With several worker processes (`serve.workers`), each process writes
     its values to files in $PROMETHEUS_MULTIPROC_DIR and /metrics adds them up across the
@@ -333,22 +286,36 @@ class Metrics:
 
     def _health_counters(self, register: Any) -> None:
         """What the inputs and the prediction log went through."""
-        from prometheus_client import Counter
+        from prometheus_client import Counter, Gauge, Histogram
 
         self.implausible = Counter(
             "powerops_implausible_rows",
             "Rows served whose load is below 0 or over twice the training maximum.",
             registry=register,
         )
+        # Queueing no request's clock sees: how late the event loop wakes a timer.
+        self.loop_lag = Histogram(
+            "powerops_event_loop_lag_seconds",
+            "How late the worker's event loop wakes a 100 ms timer: requests wait this long "
+            "before the latency SLI's clock starts.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=register,
+        )
         self.log_failures = Counter(
             "powerops_prediction_log_write_failures",
-            "Prediction-log writes that failed; their records stay buffered for the next.",
+            "Prediction-log writes that failed; their records are held in memory and retried.",
             registry=register,
         )
         self.log_dropped = Counter(
             "powerops_prediction_log_dropped",
-            "Prediction-log records dropped because the buffer was full (serve.log_max_buffered).",
+            "Held prediction-log records dropped past serve.log_max_buffered (oldest first).",
             registry=register,
+        )
+        self.log_held = Gauge(
+            "powerops_prediction_log_held",
+            "Prediction-log records held in memory until the log can be written again.",
+            registry=register,
+            multiprocess_mode="livesum",
         )
 
     def serving(self, name: str, version: str) -> None:
@@ -460,12 +427,13 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
 
     holder = holder or ModelHolder(params)
     metrics = Metrics()
-    buffer = LogBuffer(params, metrics)
+    journal = Journal(params, metrics)
     name = params.mlflow.model_name
     holder.on_swap = lambda served: metrics.serving(name, served.version)
     api_key = os.environ.get(params.serve.api_key_env) or None
-    app = FastAPI(title="powerops forecasts", lifespan=_lifespan(params, holder, buffer, metrics))
-    app.state.holder, app.state.log, app.state.metrics = holder, buffer, metrics
+    app = FastAPI(title="powerops forecasts", lifespan=_lifespan(params, holder, journal, metrics))
+    app.add_middleware(Outermost, metrics=metrics, journal=journal)
+    app.state.holder, app.state.log, app.state.metrics = holder, journal, metrics
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -484,7 +452,7 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
-        started = time.perf_counter()
+        started = request.scope[CLOCK]  # when the request entered the app (Outermost)
         given = request.headers.get("x-request-id", "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         served = holder.current  # this request's model, whatever a swap does meanwhile
@@ -503,7 +471,8 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
             else:
                 answer = await run_in_threadpool(answer_request, params, served, body)
         seconds = time.perf_counter() - started
-        _count(metrics, buffer, request_id, served, answer, seconds)
+        _count(metrics, journal, request_id, served, answer, seconds)
+        request.scope[COUNTED] = True
         version = served.version if served else ""
         content = {"request_id": request_id, "model_version": version} | answer.content
         headers = {"x-request-id": request_id}
@@ -512,7 +481,36 @@ def create_app(params: Params, holder: ModelHolder | None = None) -> FastAPI:
     return app
 
 
-def _lifespan(params: Params, holder: ModelHolder, buffer: LogBuffer, metrics: Metrics) -> Any:
+class Outermost:
+    """The app's outermost layer (inside only Starlette's last-resort 500 page): it starts each
+    request's clock, from which the latency SLI is measured, and counts and logs an error
+    that escapes the handler's own boundary (middleware, routing, a bug in the counting
+    itself) as the 500 the client gets, in the metrics and the prediction log.
+
+    The clock cannot see what happens before the app gets the request: the kernel's accept
+    queue and an event loop busy with other requests. Clients see that too; bench/serve.py
+    prints the two p99s side by side (docs/serving.md)."""
+
+    def __init__(self, app: Any, metrics: Metrics, journal: Journal) -> None:
+        self.app, self.metrics, self.journal = app, metrics, journal
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[CLOCK] = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            if scope["path"] == "/predict" and not scope.get(COUNTED):
+                log.exception("internal error outside the request's handler")
+                seconds = time.perf_counter() - scope[CLOCK]
+                failed = Answer(500, {"detail": "internal error"})
+                _count(self.metrics, self.journal, uuid.uuid4().hex, None, failed, seconds)
+            raise
+
+
+def _lifespan(params: Params, holder: ModelHolder, journal: Journal, metrics: Metrics) -> Any:
     """Start-up and shut-down of one worker process: load the champion, follow its alias and
     write the prediction log in the background, flush the log on the way out."""
     from contextlib import asynccontextmanager
@@ -535,17 +533,19 @@ def _lifespan(params: Params, holder: ModelHolder, buffer: LogBuffer, metrics: M
         stop = threading.Event()
         threads = [
             threading.Thread(target=holder.follow, args=(stop,), daemon=True),
-            threading.Thread(target=buffer.follow, args=(stop,), daemon=True),
+            threading.Thread(target=journal.follow, args=(stop,), daemon=True),
         ]
         for thread in threads:
             thread.start()
+        watch = asyncio.get_running_loop().create_task(_watch_event_loop(metrics))
         try:
             yield
         finally:
+            watch.cancel()
             stop.set()
             for thread in threads:
                 thread.join(timeout=10)
-            buffer.flush()
+            journal.close()
             if metrics.multiprocess:
                 from prometheus_client import multiprocess
 
@@ -554,9 +554,19 @@ def _lifespan(params: Params, holder: ModelHolder, buffer: LogBuffer, metrics: M
     return lifespan
 
 
+async def _watch_event_loop(metrics: Metrics, tick: float = 0.1) -> None:
+    """Observe, every `tick`, how much later than asked the event loop woke up: a loop busy
+    with requests makes new ones wait before they are read (Outermost's blind spot)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(tick)
+        metrics.loop_lag.observe(max(0.0, loop.time() - asked - tick))
+
+
 def _count(
     metrics: Metrics,
-    buffer: LogBuffer,
+    journal: Journal,
     request_id: str,
     served: Served | None,
     answer: Answer,
@@ -576,7 +586,7 @@ def _count(
         # pad its denominator (the monitoring SLI reads the log the same way).
         metrics.latency.observe(seconds)
     metrics.requests.labels(status=str(answer.status)).inc()
-    buffer.add(
+    journal.add(
         predictionlog.record(
             request_id,
             datetime.now(UTC),
@@ -596,6 +606,7 @@ def _count(
 def admit(request: Request, params: Params, api_key: str | None) -> None:
     """Refuse a request before its body is read: a wrong key (401), a declared body over
     `serve.max_bytes` (413), a body that is not JSON (415)."""
+    crash_point("serve.admit")
     if api_key and not key_matches(request.headers.get("x-api-key", ""), api_key):
         raise RequestError(401, "missing or wrong X-API-Key")
     declared = request.headers.get("content-length", "")
