@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -288,6 +289,27 @@ def server_p99(params: Any, results: dict[tuple[str, int, int], Cell]) -> dict[A
     return found
 
 
+LAG_BUCKET = re.compile(r'^powerops_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+
+
+def loop_lag(port: int) -> dict[float, float]:
+    """Our workers' event-loop lag histogram (bucket bound -> cumulative count) on /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {float(bound): float(count) for bound, count in LAG_BUCKET.findall(text)}
+
+
+def lag_p99(before: dict[float, float], after: dict[float, float]) -> float:
+    """The smallest bucket bound (ms) under which 99% of the lags observed between two
+    scrapes fall: how long a request waited for the event loop before its clock started."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = counts.get(math.inf, 0.0)
+    for bound in sorted(counts):
+        if total and counts[bound] >= 0.99 * total:
+            return bound * 1000
+    return math.nan
+
+
 def check_forecasts(ours: Target, mlflow: Target, rows: list[dict[str, Any]]) -> list[str]:
     """Problems with one request of each size: statuses, counts, ours == MLflow's forecasts."""
     problems = []
@@ -486,12 +508,16 @@ def main() -> int:
                 f"{'p99 ms':>8} {'requests':>8} {'errors':>6} {'rps x':>6} {'p99 x':>6}"
             )
             results: dict[tuple[str, int, int], Cell] = {}
+            lags: dict[tuple[int, int], float] = {}
             for size in SIZES:
                 for concurrency in CONCURRENCY:
                     for target in (ours, mlflow):
+                        before = loop_lag(ours.port)
                         results[target.name, size, concurrency] = run_cell(
                             target, size, concurrency, args.seconds
                         )
+                        if target is ours:
+                            lags[size, concurrency] = lag_p99(before, loop_lag(ours.port))
                     print_rows(results, size, concurrency)
         finally:
             for process in processes:
@@ -509,12 +535,15 @@ def main() -> int:
     our_errors = sum((results[("powerops", *cell)].errors for cell in cells), Counter())
     mlflow_errors = sum((results[("mlflow", *cell)].errors for cell in cells), Counter())
     print()
-    print("powerops p99 as the clients saw it and as the server logged it (the latency SLI):")
-    print(f"{'N':>3} {'conc':>4} {'client ms':>10} {'server ms':>10}")
+    print(
+        "powerops p99 as the clients saw it, as the server logged it (the latency SLI), and "
+        "the event loop's lag (p99 bucket bound): the wait before the server's clock starts"
+    )
+    print(f"{'N':>3} {'conc':>4} {'client ms':>10} {'server ms':>10} {'loop lag ms':>12}")
     for size, concurrency in cells:
         print(
             f"{size:>3} {concurrency:>4} {results['powerops', size, concurrency].p99:>10.2f} "
-            f"{seen_by_server[size, concurrency]:>10.2f}"
+            f"{seen_by_server[size, concurrency]:>10.2f} {'<=':>4}{lags[size, concurrency]:>8.0f}"
         )
     print()
     print("rps x = our throughput / MLflow's; p99 x = our p99 / MLflow's")

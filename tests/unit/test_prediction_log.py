@@ -151,3 +151,40 @@ def test_a_compaction_killed_midway_is_finished_by_the_next(params: Params) -> N
     assert rerun.returncode == 0, rerun.stderr
     assert [p.suffix for p in params.predictions_dir.glob("*/journal-*")] == [".parquet"]
     assert logged_ids(params) == [f"r{n}" for n in range(300)]
+
+
+FULL_DISK = """
+import resource, signal, sys
+from datetime import datetime, timedelta, UTC
+from pathlib import Path
+from powerops.core.config import load_params
+from powerops.serve import predictionlog
+from powerops.serve.journal import Journal
+params = load_params(sys.argv[1]).model_copy(update={"root": Path(sys.argv[2])})
+# Files may not grow past 5,000 bytes: a write that crosses it is cut short, the next fails
+# with EFBIG, as on a disk that fills up (a real OS error, root or not).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (5000, resource.RLIM_INFINITY))
+journal = Journal(params)
+noon = datetime(2026, 11, 28, 12, tzinfo=UTC)
+for n in range(30):
+    journal.add(predictionlog.record(f"r{n}", noon + timedelta(seconds=n), "online", "3", 200,
+                                     1.0, '{"rows": []}', "x" * 500, [1.0]))
+flushes = 0
+while journal.flush():
+    flushes += 1
+journal.close()
+print(flushes)
+"""
+
+
+def test_writes_cut_short_are_retried_whole_and_never_twice(params: Params) -> None:
+    command = [sys.executable, "-c", FULL_DISK, str(REPO / "params.yaml"), str(params.root)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 2  # it took several journals
+    journals = list(params.predictions_dir.glob("*/journal-*.jsonl"))
+    torn = [path for path in journals if not path.read_bytes().endswith(b"\n")]
+    assert len(journals) >= 4 and torn, "no write was cut short"
+    assert all(path.stat().st_size <= 5000 for path in journals)
+    assert logged_ids(params) == [f"r{n}" for n in range(30)]

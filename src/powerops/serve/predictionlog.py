@@ -188,13 +188,16 @@ def read(
 
 
 def files(folder: Path) -> list[Path]:
-    """The folder's Parquet files, then its journals not compacted yet."""
+    """The folder's Parquet files, then its journals not compacted yet. The journals are
+    listed first: one compacted meanwhile has its twin in the second listing."""
+    journals = sorted(folder.glob(f"{JOURNAL}*.jsonl"))
     parquet = sorted(folder.glob("*.parquet"))
     twins = {path.stem for path in parquet}
-    return parquet + [j for j in sorted(folder.glob(f"{JOURNAL}*.jsonl")) if j.stem not in twins]
+    return parquet + [path for path in journals if path.stem not in twins]
 
 
 def _table(path: Path, columns: list[str], sample: float | None) -> pa.Table:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     if path.suffix == ".parquet":
@@ -203,11 +206,10 @@ def _table(path: Path, columns: list[str], sample: float | None) -> pa.Table:
         return handle.read_row_groups(groups, columns=columns).cast(_schema(columns))
     try:
         table = read_journal(path, columns)
-    except FileNotFoundError:  # compacted since the folder was listed: its twin holds it
-        return _table(path.with_suffix(".parquet"), columns, sample)
+    except FileNotFoundError:  # compacted since the folder was listed
+        twin = path.with_suffix(".parquet")  # none if the journal held no record
+        return _table(twin, columns, sample) if twin.exists() else _schema(columns).empty_table()
     blocks = -(-table.num_rows // BLOCK_ROWS)
-    import pyarrow as pa
-
     chosen = [table.slice(n * BLOCK_ROWS, BLOCK_ROWS) for n in _evenly(blocks, sample)]
     return pa.concat_tables(chosen) if chosen else table
 
