@@ -29,10 +29,7 @@ the run: the machine is shared and noisy, the figure to compare is the ratio.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +37,7 @@ from scipy import stats
 
 from powerops.core.config import load_params
 from powerops.model.drift import DriftScore, build_profile, compare
+from timing import best_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,7 +53,6 @@ TINY = {"normal_3": "mean +0.02 sd", "poisson_1": "rate 3->3.05"}
 
 FloatArray = npt.NDArray[np.float64]
 Columns = dict[str, FloatArray]
-T = TypeVar("T")
 
 
 def _mixture(
@@ -96,16 +93,6 @@ def draw(rng: np.random.Generator, n: int, current: bool) -> Columns:
         "negbinomial": rng.negative_binomial(5, 0.3, n),
     }
     return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
-
-
-def best_of(repeat: int, work: Callable[[], T]) -> tuple[float, T]:
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - started)
-    assert result is not None
-    return min(times), result
 
 
 def ks_per_column(reference: Columns, current: Columns) -> dict[str, tuple[float, float]]:

@@ -10,8 +10,6 @@ the same rules; it is measured in the same run, and the ratio is the figure to c
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from powerops.data.validation import (
     suite_parameters,
     with_derived_columns,
 )
+from timing import best_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,15 +70,6 @@ def pandas_rules(
             raise ValueError(f"no pandas version of {kind}")
         outcomes.append(bool(ok))
     return outcomes
-
-
-def best_of(repeat: int, work: Callable[[], Any]) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - started)
-    return min(times), result
 
 
 def main() -> int:
