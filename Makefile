@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: demo demo-dvc up down test test-fast test-cluster lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-predictionlog bench-opsview lock clean-venv
+.PHONY: demo demo-dvc up down test test-fast test-cluster lint typecheck bench-ingest bench-validate bench-train bench-orchestration bench-drift bench-serve bench-predictionlog bench-forecast bench-opsview lock clean-venv
 
 # The stamp is newer than the lock only when the environment matches it.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -83,6 +83,9 @@ bench-serve: $(VENV)/.installed
 
 bench-predictionlog: $(VENV)/.installed
 	$(BIN)/python bench/predictionlog.py
+
+bench-forecast: $(VENV)/.installed
+	$(BIN)/python bench/forecast.py
 
 bench-opsview: $(VENV)/.installed
 	$(BIN)/python bench/opsview.py

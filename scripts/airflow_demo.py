@@ -10,6 +10,7 @@ task). Nothing to install, no server. The database is the one `make up` serves
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +80,9 @@ def main() -> int:
     # The next day's hourly forecast by the champion, as power_score makes it every morning.
     score = bag.dags["power_score"].test(logical_date=months[-1].end.replace(tzinfo=UTC))
     print(f"power_score: {outcome(score)} ({time.perf_counter() - started:.0f} s)", flush=True)
+    # The walk-forward backtest of the configured model over the last months (power_backtest).
+    walk = bag.dags["power_backtest"].test()
+    print(f"power_backtest: {outcome(walk)} ({time.perf_counter() - started:.0f} s)", flush=True)
     summary(params, time.perf_counter() - started)
     return 0
 
@@ -155,6 +159,16 @@ def summary(params: Any, seconds: float) -> None:
     forecasts = sorted(params.forecasts_dir.glob("*/*.parquet"))
     if forecasts:
         print(f"next-day forecast: {forecasts[-1]}")
+    walked = params.backtest_dir / "scores.json"
+    if walked.is_file():
+        scores = json.loads(walked.read_text())
+        print(
+            f"backtest: {scores['skipped']}"
+            if "skipped" in scores
+            else f"backtest {scores['start'][:10]}..{scores['end'][:10]} ({scores['refits']} "
+            f"fits): RMSE {scores['ratio_to_seasonal_naive']['rmse']:.3f} x seasonal naive, "
+            f"in {walked.parent}"
+        )
     latest = params.monitor_reports_dir / "latest" / "report.html"
     if latest.is_file():
         print(f"monitoring report (opens from disk): {latest}")

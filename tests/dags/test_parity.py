@@ -57,6 +57,7 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
     # power_monitor judged the champion trained on data v3 against March.
     assert "monitoring report (opens from disk)" in out
     assert "power_score: success" in out
+    assert "power_backtest: success" in out and "x seasonal naive" in out
     assert (by_airflow / "data/forecasts/2007-04-01/model-v2.parquet").is_file()
     # The demo's runs are in the database `make up` serves.
     home = stack.airflow_home(load_params(by_airflow / "params.yaml"))
@@ -98,6 +99,11 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
     assert [data for data, _, _ in trained] == ["3", "4"]
     assert trained[0][2]["test_wape"] > 0 and "backtest_wape" in trained[0][2]
     assert trained == models(by_dvc)
+    # The backtest, by power_backtest and by the `backtest` stage: the same scores.
+    walked = [
+        json.loads((ws / "reports/backtest/scores.json").read_text()) for ws in (by_airflow, by_dvc)
+    ]
+    assert walked[0]["refits"] > 1 and walked[0] == walked[1]
 
     # Replaying again is idempotent: every run succeeds and nothing changes.
     before = workspace_state(by_airflow)

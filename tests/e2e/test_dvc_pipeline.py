@@ -41,6 +41,9 @@ def test_repro_versions_noop_append_and_restore(workspace: Path) -> None:
     lock = yaml.safe_load((workspace / "dvc.lock").read_text())
     dataset_out = next(o for o in lock["stages"]["publish"]["outs"] if o["path"] == "data/dataset")
     assert dataset_out["md5"] == record.versions[-1].dvc_md5
+    # The backtest stage, like train, waits for train.first_version versions, and says so.
+    scores = json.loads((workspace / "reports" / "backtest" / "scores.json").read_text())
+    assert "fewer than train.first_version (13) versions" in scores["skipped"]
 
     # Nothing changed: the second run is a no-op and rewrites nothing.
     catalog_bytes = catalog.path("household_power").read_bytes()
@@ -54,7 +57,7 @@ def test_repro_versions_noop_append_and_restore(workspace: Path) -> None:
     original = drift.read_bytes()
     drift.write_bytes(original + b"\n# changed\n")
     status = json.loads(run(["dvc", "status", "--json"], workspace).stdout)
-    assert sorted(status) == ["monitor", "train"]
+    assert sorted(status) == ["backtest", "monitor", "train"]
     drift.write_bytes(original)
     assert json.loads(run(["dvc", "status", "--json"], workspace).stdout) == {}
 

@@ -74,3 +74,30 @@ def test_lifecycle_gate_crippled_challenger_rollback_and_lineage(training_worksp
     assert refused.returncode == 1 and "not comparable" in refused.stderr
     run(["powerops", "model", "rollback", "--reason", "again", "--force"], small)
     assert registry.get_version(params, "1").tags["scores_comparable"].startswith("no:")
+
+    # Model selection by configuration: two candidates cross-validated inside the training
+    # rows; the better one is registered, both are child runs of the training's run.
+    set_params(
+        small,
+        train={
+            "candidates": [
+                {
+                    "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+                    "estimator_params": {"loss": "absolute_error"},
+                    "grid": {"max_iter": [1, 60]},
+                }
+            ],
+            "cv_folds": 2,
+            "cv_fold_days": 14,
+        },
+    )
+    selected = run(["dvc", "repro"], small)
+    assert "data v4 -> model v4" in selected.stdout
+    version = registry.get_version(params, "4")
+    mlflow = registry.client(params)
+    assert mlflow.get_run(version.run_id).data.params["estimator.max_iter"] == "60"
+    found = mlflow.search_runs([registry.experiment_id(params)], "tags.kind = 'candidate'")
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == version.run_id]
+    assert sorted(run.data.params["estimator.max_iter"] for run in children) == ["1", "60"]
+    assert {run.data.tags["chosen"] for run in children} == {"True", "False"}
+    assert all("cv_wape" in run.data.metrics for run in children)

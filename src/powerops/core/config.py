@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 from collections.abc import Collection, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -215,6 +215,15 @@ class PinnedTestSetConfig(_Strict):
     monday: int = Field(default=2, ge=1, le=4)
 
 
+class CandidateConfig(_Strict):
+    """One estimator model selection may choose, with the values of its parameters to try
+    (every combination of the `grid` lists is one candidate)."""
+
+    estimator: str
+    estimator_params: dict[str, Any] = {}  # fixed for every combination
+    grid: dict[str, list[Any]] = {}
+
+
 class TrainConfig(_Strict):
     """The estimator and when to train."""
 
@@ -224,8 +233,25 @@ class TrainConfig(_Strict):
     first_version: int = Field(default=13, ge=1)
     every: int = Field(default=3, ge=1)
     backtest_months: int = Field(default=2, ge=1)
+    # Model selection (powerops.model.selection): empty trains `estimator` as configured;
+    # otherwise the candidate with the best rolling-origin cross-validation score inside the
+    # training rows (cv_folds folds of cv_fold_days, before backtest.start if set) is trained.
+    candidates: tuple[CandidateConfig, ...] = ()
+    cv_folds: int = Field(default=3, ge=1)
+    cv_fold_days: int = Field(default=28, ge=1)
     # OpenMP/BLAS threads per training (see powerops.model.forecasting.compute_threads).
     threads: int = Field(default=1, ge=1)
+
+
+class BacktestConfig(_Strict):
+    """`powerops backtest`: a walk-forward evaluation over a fixed period. Each origin of the
+    period is forecast by a model fitted only on data before it; the model is refitted every
+    `refit_every` origins (1: every origin; 0: never, one fit before `start`)."""
+
+    start: date | None = None  # first origin; null: the first of the last `months` months
+    end: date | None = None  # last origin (inclusive); null: the last one in the data
+    months: int = Field(default=2, ge=1)  # the period when `start` is null
+    refit_every: int = Field(default=7, ge=0)
 
 
 class GateConfig(_Strict):
@@ -371,6 +397,7 @@ class PathsConfig(_Strict):
     predictions: str = "data/predictions"
     forecasts: str = "data/forecasts"
     monitor_reports: str = "reports/monitor"
+    backtest: str = "reports/backtest"
     catalog: str = "catalog"
     registry: str = "registry"
     mlflow: str = "mlflow"
@@ -388,6 +415,7 @@ class Params(_Strict):
     test_set: PinnedTestSetConfig = PinnedTestSetConfig()
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
+    backtest: BacktestConfig = BacktestConfig()
     mlflow: MlflowConfig = MlflowConfig()
     state: StateConfig = StateConfig()
     stack: StackConfig = StackConfig()
@@ -464,6 +492,10 @@ class Params(_Strict):
     @property
     def monitor_reports_dir(self) -> Path:
         return self.resolve(self.paths.monitor_reports)
+
+    @property
+    def backtest_dir(self) -> Path:
+        return self.resolve(self.paths.backtest)
 
     @property
     def mlflow_dir(self) -> Path:

@@ -37,7 +37,7 @@ from powerops.data import dvcstore
 from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.data.datasets import batch_files, content_hash, manifest
 from powerops.data.table import TARGET, table_for
-from powerops.model import features, forecasting, reference, registry, testset
+from powerops.model import features, forecasting, reference, registry, selection, testset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -429,7 +429,8 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             table = _load_table(params, job, record)
             _, manifest = _load_test_set(params, record)
             rows = testset.training_mask(table["timestamp"], manifest, params)
-            pipeline = forecasting.fit(forecasting.make_pipeline(params), table, rows)
+            chosen, trials = selection.select(params, table, rows)  # train.candidates, if any
+            pipeline = forecasting.fit(forecasting.make_pipeline(chosen), table, rows)
             data = pickle.dumps(pipeline, protocol=5)
             profile, detector = reference.build(params, pipeline, table, rows)
             files = {
@@ -458,6 +459,9 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                     "reference_sha256": sha256_bytes(profile),
                     "outliers_sha256": sha256_bytes(detector),
                     "seconds": seconds,
+                    "estimator": chosen.train.estimator,
+                    "estimator_params": chosen.train.estimator_params,
+                    "candidates": trials,
                 },
             )
             out.append(job.ref() | {"model_sha256": digest[:16]})
@@ -693,6 +697,28 @@ def _run_tags(
     }
 
 
+def _log_candidates(params: Params, job: Job, trials: list[dict[str, Any]]) -> None:
+    """Each candidate model selection scored, as a child run of the training's run."""
+    import mlflow
+
+    for number, trial in enumerate(trials, 1):
+        name = trial["estimator"].rpartition(".")[2]
+        tags = {"kind": "candidate", "candidate_of": job.name, "chosen": str(trial["chosen"])}
+        with mlflow.start_run(
+            experiment_id=registry.experiment_id(params),  # else the default experiment
+            run_name=f"candidate {number} {name}",
+            nested=True,
+            tags=tags,
+        ):
+            mlflow.log_params(
+                {"estimator": trial["estimator"]}
+                | {f"estimator.{k}": v for k, v in trial["estimator_params"].items()}
+            )
+            mlflow.log_metric(f"cv_{params.gate.metric}", trial["score"])
+            for fold, score in enumerate(trial["folds"], 1):
+                mlflow.log_metric(f"cv_fold_{params.gate.metric}", score, step=fold)
+
+
 def _log_run(
     params: Params,
     job: Job,
@@ -705,11 +731,13 @@ def _log_run(
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
 
-    evaluated, decision = record["evaluate"], record["gate"]
+    evaluated, decision, fitted = record["evaluate"], record["gate"], record["fit"]
+    estimator = fitted.get("estimator", params.train.estimator)
+    estimator_params = fitted.get("estimator_params", params.train.estimator_params)
     mlflow.log_params(
         {
-            "estimator": params.train.estimator,
-            **{f"estimator.{k}": v for k, v in params.train.estimator_params.items()},
+            "estimator": estimator,
+            **{f"estimator.{k}": v for k, v in estimator_params.items()},
             "frequency": params.table.frequency,
             "horizon": params.forecast.horizon,
             "lags": list(params.forecast.lags),
@@ -734,6 +762,7 @@ def _log_run(
     )
     mlflow.log_input(pinned, context="testing")
     mlflow.log_dict(evaluated["backtest"], "backtest.json")
+    _log_candidates(params, job, fitted.get("candidates", []))
     mlflow.log_dict({"promote": decision["promote"], "verdict": decision["verdict"]}, "gate.json")
     for name, step_key in (
         (reference.REFERENCE_FILE, "reference_sha256"),

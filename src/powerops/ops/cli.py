@@ -148,6 +148,19 @@ def cmd_train(params: Params, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(params: Params, args: argparse.Namespace) -> int:
+    from powerops.model import backtest
+
+    chosen = {key: getattr(args, key) for key in ("start", "end", "refit_every")}
+    result = backtest.run(backtest.overridden(params, **chosen), by=_actor())
+    if isinstance(result, str):
+        print(result)
+        return 0
+    print(backtest.summary(result))
+    print(f"reports in {params.backtest_dir}: scores.json, steps.csv, steps.png; an MLflow run")
+    return 0
+
+
 def cmd_monitor(params: Params, args: argparse.Namespace) -> int:
     from powerops.data.datasets import day_after_latest
     from powerops.monitor import monitoring
@@ -522,6 +535,20 @@ def _dataset_commands(commands: Any) -> None:
     search.add_argument("--tag", action="append", help="require this tag (repeatable)")
 
 
+def _backtest_command(commands: Any) -> None:
+    walk = _add(
+        commands,
+        "backtest",
+        cmd_backtest,
+        "walk-forward backtest of the configured model over a fixed period (backtest.*)",
+    )
+    walk.add_argument("--start", type=parse_day, help="first origin, YYYY-MM-DD")
+    walk.add_argument("--end", type=parse_day, help="last origin, YYYY-MM-DD")
+    walk.add_argument(
+        "--refit-every", type=int, metavar="N", help="origins between refits (1 every, 0 never)"
+    )
+
+
 def _model_commands(commands: Any) -> None:
     """train; testset; model."""
     _add(
@@ -535,6 +562,7 @@ def _model_commands(commands: Any) -> None:
         metavar="N",
         help="train on exactly this dataset version (restored from DVC if needed)",
     )
+    _backtest_command(commands)
     pinned = _group(
         commands,
         "testset",
