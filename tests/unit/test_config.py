@@ -138,3 +138,50 @@ def test_cli_refuses_a_derived_column_typo_in_one_line(tmp_path: Path) -> None:
     failed = run(["powerops", "validate"], root, check=False)
     assert failed.returncode == 2
     assert failed.stderr.splitlines() == [f"powerops: error: params.yaml: {error}"]
+
+
+def test_week_start_defaults_to_the_epoch_blocks_and_monday_test_weeks() -> None:
+    params = parse_params(shipped(), REPO)
+    assert params.forecast.week_start is None
+    assert params.forecast.test_week_start == "monday"
+    data = shipped()
+    data["forecast"]["week_start"] = "sunday"
+    assert parse_params(data, REPO).forecast.test_week_start == "sunday"
+
+
+@pytest.mark.parametrize(
+    ("table", "forecast", "error"),
+    [
+        (
+            {},
+            {"week_start": "sun"},
+            "forecast.week_start: Input should be 'monday', 'tuesday', 'wednesday', 'thursday', "
+            "'friday', 'saturday' or 'sunday' (got 'sun')",
+        ),
+        (
+            {},
+            {"week_start": "monday", "horizon": 36},
+            "forecast.week_start: monday can only anchor blocks of whole days, but "
+            "forecast.horizon 36 x table.frequency 1h is 1 days 12:00:00: use a block of whole "
+            "days or null",
+        ),
+        (
+            {"frequency": "1D"},
+            {"week_start": "friday", "horizon": 7, "lags": [7], "windows": [7]},
+            None,
+        ),
+        ({"frequency": "15min"}, {"week_start": "friday", "horizon": 48}, None),
+    ],
+)
+def test_week_start_needs_blocks_of_whole_days_or_of_a_divisor_of_a_day(
+    table: dict[str, Any], forecast: dict[str, Any], error: str | None
+) -> None:
+    data = shipped()
+    data["table"] |= table
+    data["forecast"] |= forecast
+    if error is None:
+        assert parse_params(data, REPO).forecast.week_start == forecast["week_start"]
+        return
+    with pytest.raises(ConfigError) as raised:
+        parse_params(data, REPO)
+    assert str(raised.value) == f"params.yaml: {error}"

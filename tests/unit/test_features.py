@@ -7,6 +7,7 @@ can be decoded back to the timestamp it was read from.
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from threadpoolctl import threadpool_limits
 
 from powerops.model.features import (
+    NO_READ,
     CalendarFeatures,
     OriginLagFeatures,
     forecast_origin,
@@ -76,18 +78,24 @@ def reference_features(
     horizon: int,
     lag_list: tuple[int, ...],
     window_list: tuple[int, ...],
+    week_start: str | None = None,
 ) -> pd.DataFrame:
     """The features computed row by row from their definition, to check the vectorised code.
 
     Times are integers (microseconds since 1970) to keep the loop fast; origins are floored on
-    the epoch like pandas does.
+    the epoch like pandas does, or on the first `week_start` day of 1970.
     """
     period = pd.Timedelta(frequency) // pd.Timedelta("1us")
+    first_days = pd.Series(pd.date_range("1970-01-01", periods=7, freq="1D", unit="us"))
+    anchor = 0
+    if week_start is not None:
+        first = first_days[first_days.dt.day_name().str.lower() == week_start].iloc[0]
+        anchor = (first - first_days[0]) // pd.Timedelta("1us")
     times = X["timestamp"].astype("datetime64[us]").astype("int64").tolist()
     known = {t: v for t, v in zip(times, X["load_kw"], strict=True) if not math.isnan(v)}
     rows = []
     for t in times:
-        origin = t - t % (period * horizon)
+        origin = t - (t - anchor) % (period * horizon)
         row: dict[str, float] = {"step": (t - origin) / period + 1}
         for k in lag_list:
             source = t - k * period
@@ -290,6 +298,61 @@ def test_daily_frequency_with_a_weekly_horizon_is_a_configuration_change() -> No
     assert features.loc[X.index[:7], "rolling_mean_7"].isna().all()
 
 
+@pytest.mark.parametrize("week_start", ["monday", "sunday", "wednesday"])
+@pytest.mark.parametrize("horizon", [7, 14])
+def test_week_start_anchors_blocks_of_whole_weeks_on_that_day(
+    week_start: str, horizon: int
+) -> None:
+    rng = np.random.default_rng(5)
+    X = table("2008-02-25", 120, frequency="1D")
+    X["load_kw"] = rng.gamma(2.0, 0.5, len(X))
+    X.loc[rng.random(len(X)) < 0.15, "load_kw"] = np.nan
+    X = X.loc[rng.random(len(X)) > 0.15]
+    lag_list, window_list = (1, 7, 14), (7, 28)
+    params = {"horizon": horizon, "lags": lag_list, "windows": window_list}
+    features = lags(X, frequency="1D", week_start=week_start, **params)
+    expected = reference_features(X, "1D", horizon, lag_list, window_list, week_start)
+    np.testing.assert_allclose(features.to_numpy(), expected.to_numpy(), rtol=1e-12)
+    origins = forecast_origin(X["timestamp"], "1D", horizon, week_start)
+    assert set(origins.dt.day_name().str.lower()) == {week_start}
+    starts = X.loc[features["step"] == 1, "timestamp"]
+    assert set(starts.dt.day_name().str.lower()) == {week_start}
+    assert (features["step"] == (X["timestamp"] - origins).dt.days + 1).all()
+
+
+@pytest.mark.parametrize(
+    "frequency, horizon", [("1h", 24), ("1h", 12), ("15min", 96), ("1D", 1), ("1h", 48)]
+)
+def test_week_start_leaves_blocks_that_divide_a_day_and_day_pairs_from_monday_alone(
+    frequency: str, horizon: int
+) -> None:
+    # Every midnight starts a block that divides a day, whatever the anchor; 1970-01-05, the
+    # first Monday, is 4 days (two 48-hour blocks) after the epoch.
+    X = table("2008-02-25", 24 * 9 if frequency != "1D" else 40, frequency=frequency)
+    params = {"frequency": frequency, "horizon": horizon, "lags": (1, 2 * horizon), "windows": (3,)}
+    anchored = lags(X, week_start="monday", **params)
+    pd.testing.assert_frame_equal(anchored, lags(X, **params))
+
+
+def test_history_reads_are_the_lags_known_at_the_origin_and_the_windows_before_it() -> None:
+    X = table("2008-03-02", 21, frequency="1D")  # a Sunday
+    transformer = OriginLagFeatures(
+        frequency="1D", horizon=7, lags=(1, 7, 14), windows=(7, 28), week_start="sunday"
+    )
+    reads = transformer.history_reads(X["timestamp"].to_numpy())
+    times = X["timestamp"].to_numpy().astype("datetime64[ns]").view(np.int64)
+    day = pd.Timedelta(days=1).value
+    tuesday = 9  # 2008-03-11, step 3 of the block from Sunday 2008-03-09
+    assert reads.origin[tuesday] == times[7]
+    assert reads.first[tuesday] == times[7] - 28 * day
+    assert reads.lags[tuesday].tolist() == [
+        NO_READ,
+        times[tuesday] - 7 * day,
+        times[tuesday] - 14 * day,
+    ]
+    assert reads.lags[7].tolist() == [times[6], times[0], times[7] - 14 * day]
+
+
 def test_lags_shorter_than_the_horizon_are_defined_only_for_steps_they_do_not_leak_into() -> None:
     X = table("2008-03-02", 24 * 6)  # 2008-03-02 starts an epoch-aligned 48-hour block
     origins = forecast_origin(X["timestamp"], "1h", 48)
@@ -427,6 +490,13 @@ def test_matches_a_row_by_row_reference_with_random_gaps_and_nans(
         {},
         {"horizon": 48, "lags": (1, 24, 47, 48, 168), "windows": (1, 24, 168)},
         {"frequency": "1D", "horizon": 7, "lags": (1, 3, 7, 14), "windows": (7, 14)},
+        {
+            "frequency": "1D",
+            "horizon": 7,
+            "lags": (1, 3, 7, 14),
+            "windows": (7, 14),
+            "week_start": "sunday",
+        },
     ],
 )
 def test_values_at_or_after_the_origin_never_change_a_rows_features(
@@ -437,7 +507,8 @@ def test_values_at_or_after_the_origin_never_change_a_rows_features(
     X = table("2008-02-25", 24 * 14 if frequency == "1h" else 120, frequency=frequency)
     X["load_kw"] = rng.gamma(2.0, 0.5, len(X))
     baseline = lags(X, **params)
-    origins = forecast_origin(X["timestamp"], frequency, params.get("horizon", 24))
+    horizon = params.get("horizon", 24)
+    origins = forecast_origin(X["timestamp"], frequency, horizon, params.get("week_start"))
     assert origins.nunique() > 5
     for origin in origins.unique():
         after = X["timestamp"] >= origin
@@ -583,6 +654,9 @@ def test_calendar_rejects_a_missing_or_non_datetime_column() -> None:
         ({"frequency": "hourly"}, "not a valid frequency"),
         ({"target_column": "timestamp"}, "must differ"),
         ({"timestamp_column": ""}, "non-empty column name"),
+        ({"week_start": "Sunday"}, "week_start must be None or one of monday, tuesday"),
+        ({"horizon": 36, "week_start": "monday"}, "anchors blocks of whole days; 36 periods"),
+        ({"frequency": "7h", "week_start": "monday"}, "midnight is not on the 7h grid"),
     ],
 )
 def test_fit_rejects_bad_parameters(params: dict[str, Any], message: str) -> None:
@@ -607,6 +681,8 @@ def test_forecast_origin_rejects_bad_parameters() -> None:
         forecast_origin(timestamps, "1h", 0)
     with pytest.raises(ValueError, match="not a fixed-length frequency"):
         forecast_origin(timestamps, "1MS", 24)
+    with pytest.raises(ValueError, match="anchors blocks of whole days"):
+        forecast_origin(timestamps, "1h", 36, "sunday")
 
 
 def test_transform_before_fit_raises() -> None:
@@ -666,8 +742,19 @@ def test_feature_union_and_pipeline_fit_and_predict() -> None:
     assert np.corrcoef(tomorrow, np.sin(np.arange(24) / 24 * 2 * np.pi))[0, 1] > 0.9
 
 
-@pytest.mark.parametrize("frequency, horizon", [("1h", 24), ("15min", 96), ("1D", 7)])
-def test_arrays_of_some_rows_are_those_rows_of_the_frame(frequency: str, horizon: int) -> None:
+@pytest.mark.parametrize(
+    "frequency, horizon, week_start",
+    [
+        ("1h", 24, None),
+        ("15min", 96, None),
+        ("1D", 7, None),
+        ("1D", 7, "sunday"),
+        ("1h", 24 * 14, "monday"),
+    ],
+)
+def test_arrays_of_some_rows_are_those_rows_of_the_frame(
+    frequency: str, horizon: int, week_start: str | None
+) -> None:
     """`transform_arrays` is what `transform` runs; given `rows`, it returns those rows' features
     (the service asks for the rows it forecasts) with every row still read as history."""
     rng = np.random.default_rng(7)
@@ -676,7 +763,13 @@ def test_arrays_of_some_rows_are_those_rows_of_the_frame(frequency: str, horizon
     columns = {name: X[name].to_numpy() for name in X.columns}
     rows = rng.choice(len(X), size=40, replace=False)
     transformers = [
-        OriginLagFeatures(frequency=frequency, horizon=horizon, lags=(1, horizon), windows=(3,)),
+        OriginLagFeatures(
+            frequency=frequency,
+            horizon=horizon,
+            lags=(1, horizon),
+            windows=(3,),
+            week_start=week_start,
+        ),
         CalendarFeatures(),
     ]
     for transformer in transformers:
@@ -684,6 +777,18 @@ def test_arrays_of_some_rows_are_those_rows_of_the_frame(frequency: str, horizon
         every = transformer.transform(X).to_numpy()
         np.testing.assert_array_equal(transformer.transform_arrays(columns), every)
         np.testing.assert_array_equal(transformer.transform_arrays(columns, rows), every[rows])
+
+
+def test_a_model_pickled_before_week_start_existed_keeps_its_epoch_blocks() -> None:
+    X = table("2008-01-03", 42, frequency="1D")
+    params = {"frequency": "1D", "horizon": 7, "lags": (1, 7), "windows": (7,)}
+    old = OriginLagFeatures(**params).fit(X)
+    del old.__dict__["week_start"]  # what the previous release pickled
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.week_start is None
+    assert loaded.get_params()["week_start"] is None
+    pd.testing.assert_frame_equal(loaded.transform(X), lags(X, **params))
+    assert loaded.transform(X)["step"].iloc[0] == 1.0  # 2008-01-03, a Thursday
 
 
 def test_a_model_pickled_before_the_subpackages_still_loads(

@@ -12,7 +12,7 @@ import importlib.util
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -193,6 +193,10 @@ class TableConfig(_Strict):
     suite: str = "training_table"
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
+
+
 class ForecastConfig(_Strict):
     """The forecasting task: `horizon` periods of `table.frequency` from each origin."""
 
@@ -200,18 +204,28 @@ class ForecastConfig(_Strict):
     lags: tuple[int, ...] = Field(default=(24, 48, 168), min_length=1)
     windows: tuple[int, ...] = Field(default=(24, 168), min_length=1)
     holidays: bool = True
+    # The day weeks start on: forecast blocks of whole days start on it (a 7-day block runs
+    # from it) and so do the pinned test set's weeks. null: blocks are floored on the Unix
+    # epoch as before (7-day blocks start on Thursdays) and test weeks start on Mondays.
+    week_start: Weekday | None = None
 
     @property
     def lookback(self) -> int:
         """Periods of history before an origin that features may read."""
         return max(*self.lags, *self.windows)
 
+    @property
+    def test_week_start(self) -> str:
+        """The weekday the pinned test set's weeks start on."""
+        return self.week_start or "monday"
+
 
 class PinnedTestSetConfig(_Strict):
     """The pinned test set: one week per calendar month of the first year of data."""
 
     months: int = Field(default=12, ge=1)
-    # The week that starts on this Monday of each month (2 = the second Monday).
+    # The week that starts on this Monday of each month (2 = the second Monday); with
+    # forecast.week_start set, on this occurrence of that day.
     monday: int = Field(default=2, ge=1, le=4)
 
 
@@ -436,6 +450,30 @@ class Params(_Strict):
         ]
         if problems:
             raise _KeyProblems(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _week_start_fits_the_block(self) -> Params:
+        if self.forecast.week_start is None:
+            return self  # nothing to check, and no pandas import on the way
+        import pandas as pd
+
+        try:
+            period = pd.Timedelta(self.table.frequency)
+        except ValueError:
+            return self  # not a fixed-length frequency: the features say so when they run
+        block, day = period * self.forecast.horizon, pd.Timedelta(days=1)
+        if block % day and day % block:
+            raise _KeyProblems(
+                [
+                    (
+                        "forecast.week_start",
+                        f"{self.forecast.week_start} can only anchor blocks of whole days, but "
+                        f"forecast.horizon {self.forecast.horizon} x table.frequency "
+                        f"{self.table.frequency} is {block}: use a block of whole days or null",
+                    )
+                ]
+            )
         return self
 
     def resolve(self, relative: str) -> Path:

@@ -4,7 +4,8 @@ Forecasts are issued in non-overlapping blocks of `horizon` periods. Every row b
 block; the block's start is the row's *forecast origin*, `timestamp.floor(horizon * frequency)`
 (for hourly data and a 24-period horizon: midnight of the row's day, i.e. the day-ahead forecast
 is made at the end of the previous day), and the row's *step* is its position in the block,
-1..horizon.
+1..horizon. Blocks are floored on the Unix epoch (a Thursday), or, with `week_start`, on a
+midnight of that weekday: then a 7-day block runs from that day to the day before it.
 
 Every history feature of a row is computed only from target values strictly before the row's
 origin. This is the design, for two reasons:
@@ -49,10 +50,13 @@ from pandas.tseries.offsets import Day, Tick
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from powerops.core.config import WEEKDAYS
 from powerops.data.table import TARGET
 
 __all__ = [
+    "NO_READ",
     "CalendarFeatures",
+    "HistoryReads",
     "OriginLagFeatures",
     "forecast_origin",
     "french_holidays",
@@ -113,12 +117,37 @@ def _check_horizon(horizon: object) -> int:
     return int(horizon)
 
 
-def forecast_origin(timestamps: pd.Series, frequency: str, horizon: int) -> pd.Series:
+def _anchor(frequency: str, horizon: int, week_start: object) -> int:
+    """Nanoseconds since 1970 of one block start: a midnight of `week_start`, or the epoch."""
+    period = _period(frequency)
+    if week_start is None:
+        return 0
+    if week_start not in WEEKDAYS:
+        raise ValueError(
+            f"week_start must be None or one of {', '.join(WEEKDAYS)}, got {week_start!r}"
+        )
+    block = int(period.value) * horizon
+    if block % _NS_PER_DAY and _NS_PER_DAY % block:
+        raise ValueError(
+            f"week_start {week_start!r} anchors blocks of whole days; {horizon} periods of "
+            f"{frequency} make {pd.Timedelta(block)}"
+        )
+    anchor = (WEEKDAYS.index(week_start) - 3) % 7 * _NS_PER_DAY  # 1970-01-01 was a Thursday
+    if anchor % int(period.value):
+        raise ValueError(f"week_start {week_start!r}: midnight is not on the {frequency} grid")
+    return anchor
+
+
+def forecast_origin(
+    timestamps: pd.Series, frequency: str, horizon: int, week_start: str | None = None
+) -> pd.Series:
     """The forecast origin of each timestamp: its floor to a block of `horizon` periods."""
-    block = _period(frequency) * _check_horizon(horizon)
-    # Blocks are aligned on the Unix epoch (pandas floor semantics): whole days for any block
-    # that divides a day, but a 7-day block starts on Thursdays (1970-01-01 was a Thursday).
-    origins: pd.Series = timestamps.dt.floor(block)
+    period, horizon = _period(frequency), _check_horizon(horizon)
+    # Without week_start, blocks are aligned on the Unix epoch (pandas floor semantics): whole
+    # days for any block that divides a day, but a 7-day block starts on Thursdays (1970-01-01
+    # was a Thursday). With it, on a midnight of that weekday.
+    anchor = pd.Timedelta(_anchor(frequency, horizon, week_start)).as_unit(timestamps.dt.unit)
+    origins: pd.Series = (timestamps - anchor).dt.floor(period * horizon) + anchor
     return origins
 
 
@@ -228,6 +257,21 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return [*columns, "is_holiday"] if self.holidays else columns
 
 
+# A lag that reads nothing (masked at the origin), in HistoryReads.lags: before any time.
+NO_READ = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class HistoryReads:
+    """The target times the history features of some rows read, as int64 nanoseconds since
+    1970, one row each: the time each lag reads (`NO_READ` where the lag is masked), and the
+    span [first, origin) the windows and the last value read."""
+
+    lags: npt.NDArray[np.int64]  # (rows, lags)
+    first: npt.NDArray[np.int64]
+    origin: npt.NDArray[np.int64]
+
+
 def _check_grid(nanoseconds: npt.NDArray[np.int64], config: _LagConfig) -> None:
     """One row per period, each on the frequency's grid: the history lags and windows read."""
     ordered = np.sort(nanoseconds)
@@ -258,6 +302,13 @@ class _LagConfig:
     horizon: int
     lags: tuple[int, ...]
     windows: tuple[int, ...]
+    anchor: int  # nanoseconds since 1970 of one block start (forecast_origin)
+
+    def origins(self, nanoseconds: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The forecast origin of each time (int64 nanoseconds), as forecast_origin floors."""
+        block = int(self.period.value) * self.horizon
+        origins: npt.NDArray[np.int64] = (nanoseconds - self.anchor) // block * block + self.anchor
+        return origins
 
     @property
     def columns(self) -> list[str]:
@@ -294,6 +345,7 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         horizon: int = 24,
         lags: Sequence[int] = (24, 48, 168),
         windows: Sequence[int] = (24, 168),
+        week_start: str | None = None,
     ) -> None:
         self.timestamp_column = timestamp_column
         self.target_column = target_column
@@ -301,6 +353,11 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.horizon = horizon
         self.lags = lags
         self.windows = windows
+        self.week_start = week_start
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A model pickled before `week_start` existed floored its blocks on the epoch.
+        super().__setstate__({"week_start": None, **state})
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
         """Validate the parameters; nothing is learnt from the data (X is the history)."""
@@ -346,9 +403,7 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
         if rows is not None:
             nanoseconds, position = nanoseconds[rows], position[rows]
-        # Blocks are floored on the Unix epoch, as pandas' floor does (forecast_origin).
-        block = period * config.horizon
-        origins = nanoseconds // block * block
+        origins = config.origins(nanoseconds)  # as forecast_origin floors them
         origin_position = (origins - start) // period
         step = position - origin_position + 1
         before_origin = origin_position - 1
@@ -375,6 +430,22 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """The output column names; they depend only on the parameters, not on the input."""
         return np.asarray(self._config().columns, dtype=object)
 
+    def history_reads(self, timestamps: np.ndarray) -> HistoryReads:
+        """Which target times the features of a row at each of `timestamps` (datetime64) read,
+        besides the row's own target; from the parameters alone (no fit needed)."""
+        config = self._config()
+        nanoseconds = _nanoseconds({"timestamp": timestamps}, "timestamp")
+        origins = config.origins(nanoseconds)
+        period = int(config.period.value)
+        step = (nanoseconds - origins) // period + 1
+        lags = np.empty((len(nanoseconds), len(config.lags)), dtype=np.int64)
+        for column, lag in enumerate(config.lags):
+            # As transform_arrays masks them: a lag is read only when lag >= step.
+            lags[:, column] = np.where(lag >= step, nanoseconds - lag * period, NO_READ)
+        # last_value reads the period before the origin, inside every window (windows >= 1).
+        first = origins - max(config.windows) * period
+        return HistoryReads(lags=lags, first=first, origin=origins)
+
     def _config(self) -> _LagConfig:
         timestamp_column = _check_column_name(self.timestamp_column, "timestamp_column")
         target_column = _check_column_name(self.target_column, "target_column")
@@ -382,14 +453,16 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             raise ValueError("timestamp_column and target_column must differ")
         if not isinstance(self.frequency, str):
             raise ValueError(f"frequency must be a string such as '1h', got {self.frequency!r}")
+        period, horizon = _period(self.frequency), _check_horizon(self.horizon)
         return _LagConfig(
             timestamp_column=timestamp_column,
             target_column=target_column,
             frequency=self.frequency,
-            period=_period(self.frequency),
-            horizon=_check_horizon(self.horizon),
+            period=period,
+            horizon=horizon,
             lags=_check_periods(self.lags, "lags"),
             windows=_check_periods(self.windows, "windows"),
+            anchor=_anchor(self.frequency, horizon, self.week_start),
         )
 
 

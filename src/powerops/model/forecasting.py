@@ -53,6 +53,7 @@ def make_pipeline(params: Params) -> Pipeline:
                     horizon=forecast.horizon,
                     lags=forecast.lags,
                     windows=forecast.windows,
+                    week_start=forecast.week_start,
                 ),
             ),
         ]
@@ -85,7 +86,9 @@ def baselines(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
 
     series = frame.set_index("timestamp")[TARGET]
     timestamps = frame["timestamp"]
-    origin = forecast_origin(timestamps, params.table.frequency, params.forecast.horizon)
+    origin = forecast_origin(
+        timestamps, params.table.frequency, params.forecast.horizon, params.forecast.week_start
+    )
     day = pd.Timedelta(days=1)
     week_ago = timestamps - 7 * day
     days_back = (timestamps - origin).dt.days + 1
@@ -166,7 +169,12 @@ def backtest(
     model = fit(make_pipeline(params), table, train_rows & (table["timestamp"] < cutoff))
     after = (table["timestamp"] >= cutoff) & table[TARGET].notna()
     predictions = pd.Series(model.predict(table), index=table.index)
-    origin = forecast_origin(table["timestamp"], params.table.frequency, params.forecast.horizon)
+    origin = forecast_origin(
+        table["timestamp"],
+        params.table.frequency,
+        params.forecast.horizon,
+        params.forecast.week_start,
+    )
     period = pd.Timedelta(params.table.frequency).total_seconds()
     step = ((table["timestamp"] - origin).dt.total_seconds() // period).astype(int) + 1
     rows = []

@@ -4,10 +4,14 @@ Design: one whole week (Monday to Sunday) from each of the first `test_set.month
 calendar months of the data, the week starting on the month's `test_set.monday`-th Monday.
 For the UCI data that is twelve weeks of 2007, one per month: every season, every weekday,
 and some public holidays, in 2,016 hourly rows. Each week is stored with the `lookback`
-periods of history its features need, so an evaluation reads nothing but this artifact.
+periods of history its features need, so an evaluation reads nothing but this artifact. With
+`forecast.week_start` set, weeks start on that day instead (its n-th occurrence in the month).
 
-Training never sees a test week, nor any row whose features could read one: rows from the
-start of a test week up to `lookback + horizon` periods after its end are embargoed.
+Training never sees a test week, nor any row whose features read one: the embargo is exact.
+A row is dropped when it is in a test week, when one of its lags reads a test value (a lag is
+read only when it reaches before the row's forecast origin), or when its windows (the
+`max(windows)` periods before the origin, the last value among them) overlap a test week.
+Everything else trains, so a test week costs the rows after it that read it and no more.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from powerops.core.config import Params
+from powerops.core.config import WEEKDAYS, Params
 from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text, parquet_bytes, sha256_bytes, sha256_file
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
 
 TEST_SET_FILE = "pinned_test_set.parquet"
@@ -42,7 +48,7 @@ class TestSetManifest:
 
     version: int
     sha256: str
-    weeks: list[str]  # Monday of each test week, ISO dates
+    weeks: list[str]  # the first day of each test week (a Monday by default), ISO dates
     target_rows: int
     lookback: int
     frequency: str
@@ -51,19 +57,23 @@ class TestSetManifest:
     replaced_reason: str = ""
 
 
-def test_weeks(table: pd.DataFrame, months: int, monday: int) -> list[pd.Timestamp]:
-    """Monday 00:00 of each test week: the n-th Monday of each of the first full months."""
+def test_weeks(
+    table: pd.DataFrame, months: int, monday: int, week_start: str = "monday"
+) -> list[pd.Timestamp]:
+    """00:00 of the first day of each test week: the n-th `week_start` day (by default the
+    n-th Monday) of each of the first full months."""
     import pandas as pd
 
     first = table["timestamp"].min()
     month = pd.Timestamp(first.year, first.month, 1)
     if first > month:  # the data starts mid-month: the first full month is the next one
         month += pd.DateOffset(months=1)
+    weekday = WEEKDAYS.index(week_start)
     weeks = []
     for offset in range(months):
         month_start = month + pd.DateOffset(months=offset)
-        first_monday = month_start + pd.Timedelta(days=(7 - month_start.day_of_week) % 7)
-        weeks.append(first_monday + pd.Timedelta(weeks=monday - 1))
+        first_day = month_start + pd.Timedelta(days=(weekday - month_start.day_of_week) % 7)
+        weeks.append(first_day + pd.Timedelta(weeks=monday - 1))
     return weeks
 
 
@@ -85,7 +95,9 @@ def build(table: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, list[pd.Ti
     """The test-set frame: test weeks (`role` target) plus the history they need (`history`)."""
     import pandas as pd
 
-    weeks = test_weeks(table, params.test_set.months, params.test_set.monday)
+    weeks = test_weeks(
+        table, params.test_set.months, params.test_set.monday, params.forecast.test_week_start
+    )
     last_needed = weeks[-1] + pd.Timedelta(days=7) - pd.Timedelta(params.table.frequency)
     if table["timestamp"].max() < last_needed:
         raise TestSetError(
@@ -93,12 +105,28 @@ def build(table: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, list[pd.Ti
             f"(the weeks of {weeks[0]:%Y-%m} to {weeks[-1]:%Y-%m}); the dataset ends at "
             f"{table['timestamp'].max():%Y-%m-%d %H:%M}"
         )
-    lookback = pd.Timedelta(params.table.frequency) * params.forecast.lookback
-    target = week_mask(table["timestamp"], weeks)
-    wanted = week_mask(table["timestamp"], weeks, before=str(lookback))
+    timestamps = table["timestamp"]
+    target = week_mask(timestamps, weeks)
+    wanted = target.copy()
+    for week, first in zip(weeks, _history_starts(weeks, params), strict=True):
+        wanted |= (timestamps >= first) & (timestamps < week)
     frame = table.loc[wanted].copy()
     frame["role"] = target[wanted].map({True: "target", False: "history"}).astype("str")
     return frame.reset_index(drop=True), weeks
+
+
+def _history_starts(weeks: list[pd.Timestamp], params: Params) -> list[pd.Timestamp]:
+    """Where each week's stored history starts: `lookback` periods before the origin of the
+    week's first row. That origin is the week's start, unless blocks do not start on the
+    week's first day (7-day blocks floored on the epoch start on Thursdays)."""
+    import pandas as pd
+
+    from powerops.model.features import forecast_origin
+
+    frequency, forecast = params.table.frequency, params.forecast
+    origins = forecast_origin(pd.Series(weeks), frequency, forecast.horizon, forecast.week_start)
+    lookback = pd.Timedelta(frequency) * forecast.lookback
+    return [origin - lookback for origin in origins]
 
 
 def paths(params: Params) -> tuple[Path, Path]:
@@ -131,10 +159,7 @@ def pin(
         target_rows=int((frame["role"] == "target").sum()),
         lookback=params.forecast.lookback,
         frequency=params.table.frequency,
-        design=(
-            f"one Monday-to-Sunday week from each of the first {params.test_set.months} full "
-            f"calendar months, starting on Monday #{params.test_set.monday} of the month"
-        ),
+        design=_design(params),
         created_at=created_at,
         replaced_reason=reason,
     )
@@ -142,6 +167,15 @@ def pin(
         tmp.write_bytes(data)
     atomic_write_text(manifest_path, json.dumps(asdict(manifest), indent=2))
     return manifest
+
+
+def _design(params: Params) -> str:
+    start = WEEKDAYS.index(params.forecast.test_week_start)
+    first, last = WEEKDAYS[start].capitalize(), WEEKDAYS[(start + 6) % 7].capitalize()
+    return (
+        f"one {first}-to-{last} week from each of the first {params.test_set.months} full "
+        f"calendar months, starting on {first} #{params.test_set.monday} of the month"
+    )
 
 
 def load(params: Params) -> tuple[pd.DataFrame, TestSetManifest]:
@@ -167,41 +201,79 @@ def load(params: Params) -> tuple[pd.DataFrame, TestSetManifest]:
             f"the features now need {params.forecast.lookback} of {params.table.frequency}: "
             "replace it deliberately (`powerops testset replace --reason ...`)"
         )
+    starts = {WEEKDAYS[pd.Timestamp(week).day_of_week] for week in manifest.weeks}
+    if starts != {params.forecast.test_week_start}:
+        raise TestSetError(
+            f"the pinned test set's weeks start on {', '.join(sorted(starts))}; forecast."
+            f"week_start makes weeks start on {params.forecast.test_week_start}: replace it "
+            "deliberately (`powerops testset replace --reason ...`)"
+        )
     return pd.read_parquet(data_path), manifest
 
 
 def training_mask(timestamps: pd.Series, manifest: TestSetManifest, params: Params) -> pd.Series:
-    """True for rows training may use: no test week, and no features that could read one."""
+    """True for rows training may use: not in a test week, and reading no test value through
+    their features (exactly what they read, see the module's docstring)."""
     import pandas as pd
 
-    weeks = [pd.Timestamp(week) for week in manifest.weeks]
-    reach = pd.Timedelta(params.table.frequency) * (
-        params.forecast.lookback + params.forecast.horizon
-    )
-    return ~week_mask(timestamps, weeks, after=str(reach))
+    return pd.Series(~_reads_test_weeks(timestamps, manifest, params), index=timestamps.index)
 
 
 def assert_no_overlap(
     train_timestamps: pd.Series, manifest: TestSetManifest, params: Params
 ) -> None:
-    """Fail if any training row is a test row or could read one through its feature windows."""
+    """Fail if any training row is a test row or reads one through its lags or windows."""
+    import pandas as pd
+
+    touching = _reads_test_weeks(train_timestamps, manifest, params)
+    if touching.any():
+        first = pd.Timestamp(train_timestamps.to_numpy()[touching.argmax()])
+        raise TestSetError(
+            f"training row {first} overlaps the pinned test set (directly or through the "
+            f"lags {list(params.forecast.lags)} or windows {list(params.forecast.windows)} "
+            "its features read)"
+        )
+
+
+def _reads_test_weeks(
+    timestamps: pd.Series, manifest: TestSetManifest, params: Params
+) -> npt.NDArray[np.bool_]:
+    """For each timestamp: is the row in a test week, or does one of its features read one?"""
     import numpy as np
     import pandas as pd
 
-    step = pd.Timedelta(params.table.frequency)
-    reach = step * (params.forecast.lookback + params.forecast.horizon)
-    starts = np.array([pd.Timestamp(week) for week in manifest.weeks], dtype="datetime64[us]")
-    ends = starts + np.timedelta64(7, "D")
-    t = train_timestamps.to_numpy(dtype="datetime64[us]")
-    # A row at t reads back to t - reach at most: it touches week [s, e) if s <= t and
-    # t - reach < e. Weeks are sorted and disjoint, so the last week starting at or before t
-    # has the latest end of all candidates: checking it alone is exact.
-    index = np.searchsorted(starts, t, side="right") - 1
-    valid = index >= 0
-    touching = valid & (t - reach.to_timedelta64() < ends[np.clip(index, 0, None)])
-    if touching.any():
-        first = pd.Timestamp(t[touching.argmax()])
-        raise TestSetError(
-            f"training row {first} overlaps the pinned test set (directly or "
-            f"through its {params.forecast.lookback}-period feature window)"
-        )
+    from powerops.model.features import OriginLagFeatures
+
+    forecast = params.forecast
+    features = OriginLagFeatures(
+        frequency=params.table.frequency,
+        horizon=forecast.horizon,
+        lags=forecast.lags,
+        windows=forecast.windows,
+        week_start=forecast.week_start,
+    )
+    times = timestamps.to_numpy(dtype="datetime64[ns]")
+    reads = features.history_reads(times)
+    weeks = np.sort(np.array([pd.Timestamp(week) for week in manifest.weeks], "datetime64[ns]"))
+    starts = weeks.view(np.int64)
+    ends = starts + pd.Timedelta(days=7).value
+    touching = _in_weeks(times.view(np.int64), starts, ends)
+    for lag in reads.lags.T:
+        touching |= _in_weeks(lag, starts, ends)
+    # The windows read [first, origin): they overlap a week [s, e) when s < origin and
+    # first < e. Weeks are sorted and disjoint, so the last week starting before the origin
+    # has the latest end of all candidates: checking it alone is exact. Likewise for a time.
+    last = np.searchsorted(starts, reads.origin, side="left") - 1
+    touching |= (last >= 0) & (reads.first < ends[np.clip(last, 0, None)])
+    return touching
+
+
+def _in_weeks(
+    times: npt.NDArray[np.int64], starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """For each time (int64 nanoseconds): does it fall in one of the sorted, disjoint weeks?"""
+    import numpy as np
+
+    last = np.searchsorted(starts, times, side="right") - 1
+    inside: npt.NDArray[np.bool_] = (last >= 0) & (times < ends[np.clip(last, 0, None)])
+    return inside
