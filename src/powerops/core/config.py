@@ -200,6 +200,8 @@ class ForecastConfig(_Strict):
     lags: tuple[int, ...] = Field(default=(24, 48, 168), min_length=1)
     windows: tuple[int, ...] = Field(default=(24, 168), min_length=1)
     holidays: bool = True
+    # Calendar features as numbers (trees) or one 0/1 column per hour, weekday, month (linear).
+    calendar: Literal["ordinal", "onehot"] = "ordinal"
 
     @property
     def lookback(self) -> int:
@@ -220,6 +222,9 @@ class TrainConfig(_Strict):
 
     estimator: str = "sklearn.ensemble.HistGradientBoostingRegressor"
     estimator_params: dict[str, Any] = {}
+    # Between the features and the estimator: nothing, median imputation of missing features,
+    # or imputation then standardisation (for estimators that take no NaN, such as Ridge).
+    preprocess: Literal["none", "impute", "impute_scale"] = "none"
     # Train on dataset versions first_version, first_version + every, ... and always the latest.
     first_version: int = Field(default=13, ge=1)
     every: int = Field(default=3, ge=1)

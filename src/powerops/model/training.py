@@ -64,9 +64,14 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+# Keys added after models were first trained, with the value every earlier model had: left out
+# of the fingerprint at that value, so upgrading powerops alone trains no new challenger.
+_ADDED_KEYS = {"forecast": {"calendar": "ordinal"}, "train": {"preprocess": "none"}}
+
+
 def config_hash(params: Params) -> str:
     """Fingerprint of everything that shapes a model besides the data."""
-    relevant = {
+    relevant: dict[str, Any] = {
         "table": params.table.model_dump(mode="json"),
         "forecast": params.forecast.model_dump(mode="json"),
         "test_set": params.test_set.model_dump(mode="json"),
@@ -76,6 +81,10 @@ def config_hash(params: Params) -> str:
         # Fitted with the model and stored with it (powerops.model.reference).
         "outlier_contamination": params.monitor.outlier_contamination,
     }
+    for section, added in _ADDED_KEYS.items():
+        for key, before in added.items():
+            if relevant[section].get(key) == before:
+                del relevant[section][key]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -310,7 +319,10 @@ def plan(params: Params, data_version: int | None = None) -> list[Job]:
     else:
         chosen = due_versions(record, params, set(registered))
     jobs = {Job(version, config_hash(params)) for version in chosen}
-    return sorted(jobs | _unfinished(params, registered), key=lambda job: job.data_version)
+    jobs |= _unfinished(params, registered)
+    if jobs:  # a wrong estimator setting stops the run before a table is built
+        forecasting.make_pipeline(params)
+    return sorted(jobs, key=lambda job: job.data_version)
 
 
 def _unfinished(params: Params, registered: dict[tuple[int, str], ModelVersion]) -> set[Job]:
@@ -710,6 +722,8 @@ def _log_run(
         {
             "estimator": params.train.estimator,
             **{f"estimator.{k}": v for k, v in params.train.estimator_params.items()},
+            "preprocess": params.train.preprocess,
+            "calendar": params.forecast.calendar,
             "frequency": params.table.frequency,
             "horizon": params.forecast.horizon,
             "lags": list(params.forecast.lags),
