@@ -55,9 +55,9 @@ def main() -> int:
             testset.training_mask(table["timestamp"], manifest, params) & table["load_kw"].notna()
         )
         pipeline = forecasting.make_pipeline(params)
-        features = pipeline[:-1].fit(table).transform(table)
+        features = forecasting.features_of(pipeline).fit(table).transform(table)
         x, y = features[rows].to_numpy(), table.loc[rows, "load_kw"].to_numpy()
-        estimator = pipeline[-1]
+        estimator = forecasting.predictor_of(pipeline)
         started = time.perf_counter()
         estimator.fit(x, y)
         bare_fit = time.perf_counter() - started

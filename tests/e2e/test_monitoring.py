@@ -47,6 +47,8 @@ def test_a_degraded_champion_fires_the_burn_rate_alert_and_rollback_resolves_it(
         train={
             "estimator": "sklearn.dummy.DummyRegressor",
             "estimator_params": {"strategy": "constant", "constant": 3.0},
+            # DummyRegressor does not declare that it takes missing values (its tags).
+            "preprocess": "impute",
         },
     )
     degraded_params = load_params(training_workspace / "params.yaml")

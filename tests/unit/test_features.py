@@ -217,6 +217,40 @@ def test_holidays_can_be_switched_off() -> None:
     assert list(CalendarFeatures(holidays=False).get_feature_names_out()) == CALENDAR_COLUMNS[:-1]
 
 
+ONEHOT_COLUMNS = [
+    *(f"hour_{h}" for h in range(24)),
+    *(f"dayofweek_{d}" for d in range(7)),
+    *(f"month_{m}" for m in range(1, 13)),
+    "is_holiday",
+]
+
+
+def test_onehot_calendar_has_one_indicator_per_hour_weekday_and_month() -> None:
+    X = table("2008-03-23", 48)  # a Sunday, then Easter Monday
+    ordinal = calendar(X)
+    onehot = calendar(X, encoding="onehot")
+    assert list(onehot.columns) == ONEHOT_COLUMNS
+    assert list(CalendarFeatures(encoding="onehot").get_feature_names_out()) == ONEHOT_COLUMNS
+    assert set(np.unique(onehot.to_numpy())) == {0.0, 1.0}
+    for name, width in (("hour", 24), ("dayofweek", 7), ("month", 12)):
+        block = onehot[[c for c in ONEHOT_COLUMNS if c.startswith(f"{name}_")]]
+        assert len(block.columns) == width
+        assert (block.sum(axis=1) == 1.0).all()  # exactly one indicator per row
+        # The indicator set is the one named by the ordinal value.
+        hot = block.to_numpy().argmax(axis=1)
+        offset = 1 if name == "month" else 0
+        np.testing.assert_array_equal(hot + offset, ordinal[name].to_numpy())
+    pd.testing.assert_series_equal(onehot["is_holiday"], ordinal["is_holiday"])
+    assert onehot.loc[rows_on(X, "2008-03-24"), "dayofweek_0"].tolist() == [1.0] * 24
+    no_holidays = calendar(X, encoding="onehot", holidays=False)
+    assert list(no_holidays.columns) == ONEHOT_COLUMNS[:-1]
+
+
+def test_calendar_encoding_must_be_ordinal_or_onehot() -> None:
+    with pytest.raises(ValueError, match="encoding must be one of ordinal, onehot, got 'dummy'"):
+        CalendarFeatures(encoding="dummy").fit(table("2008-03-01", 24))
+
+
 # --- calendar anomalies: leap day and daylight saving -------------------------------------------
 
 
@@ -700,7 +734,8 @@ def test_clone_keeps_the_parameters() -> None:
     copy = clone(original)
     assert copy is not original
     assert copy.get_params() == original.get_params()
-    assert clone(CalendarFeatures(holidays=False)).get_params() == {
+    assert clone(CalendarFeatures(holidays=False, encoding="onehot")).get_params() == {
+        "encoding": "onehot",
         "holidays": False,
         "timestamp_column": "timestamp",
     }
@@ -771,6 +806,9 @@ def test_arrays_of_some_rows_are_those_rows_of_the_frame(
             week_start=week_start,
         ),
         CalendarFeatures(),
+        CalendarFeatures(holidays=False),
+        CalendarFeatures(encoding="onehot"),
+        CalendarFeatures(encoding="onehot", holidays=False),
     ]
     for transformer in transformers:
         transformer.fit(X)

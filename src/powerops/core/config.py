@@ -208,6 +208,8 @@ class ForecastConfig(_Strict):
     # from it) and so do the pinned test set's weeks. null: blocks are floored on the Unix
     # epoch as before (7-day blocks start on Thursdays) and test weeks start on Mondays.
     week_start: Weekday | None = None
+    # Calendar features as numbers (trees) or one 0/1 column per hour, weekday, month (linear).
+    calendar: Literal["ordinal", "onehot"] = "ordinal"
 
     @property
     def lookback(self) -> int:
@@ -236,6 +238,7 @@ class CandidateConfig(_Strict):
     estimator: str
     estimator_params: dict[str, Any] = {}  # fixed for every combination
     grid: dict[str, list[Any]] = {}
+    preprocess: Literal["none", "impute", "impute_scale"] | None = None  # null: train.preprocess
 
 
 class TrainConfig(_Strict):
@@ -243,6 +246,9 @@ class TrainConfig(_Strict):
 
     estimator: str = "sklearn.ensemble.HistGradientBoostingRegressor"
     estimator_params: dict[str, Any] = {}
+    # Between the features and the estimator: nothing, median imputation of missing features,
+    # or imputation then standardisation (for estimators that take no NaN, such as Ridge).
+    preprocess: Literal["none", "impute", "impute_scale"] = "none"
     # Train on dataset versions first_version, first_version + every, ... and always the latest.
     first_version: int = Field(default=13, ge=1)
     every: int = Field(default=3, ge=1)

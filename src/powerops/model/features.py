@@ -201,12 +201,26 @@ def _check_column_name(name: object, parameter: str) -> str:
     return name
 
 
-class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
-    """Calendar features of each row's timestamp: hour, weekday, month, day of year, flags."""
+CALENDAR_ENCODINGS = ("ordinal", "onehot")
+# The one-hot encoding's columns: one indicator per value of each of these ordinal features.
+_ONEHOT_VALUES = {"hour": range(24), "dayofweek": range(7), "month": range(1, 13)}
 
-    def __init__(self, timestamp_column: str = "timestamp", holidays: bool = True) -> None:
+
+class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Calendar features of each row's timestamp: hour, weekday, month, day of year, flags.
+
+    `encoding="ordinal"` gives each as one number (what trees split on); `"onehot"` gives one
+    0/1 column per hour of the day, day of the week and month (what a linear model needs to
+    learn a daily and weekly profile), plus the holiday flag; day of year and the weekend
+    flag are left out (the months and weekdays already carry them).
+    """
+
+    def __init__(
+        self, timestamp_column: str = "timestamp", holidays: bool = True, encoding: str = "ordinal"
+    ) -> None:
         self.timestamp_column = timestamp_column
         self.holidays = holidays
+        self.encoding = encoding
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
         """Validate the parameters; nothing is learnt from the data."""
@@ -227,23 +241,20 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """The features of NumPy columns, as an (n, features) float64 array; of the `rows`
         positions only when given."""
         check_is_fitted(self)
-        names = self._columns()
+        self._columns()
         nanoseconds = _nanoseconds(columns, self.timestamp_column)
         if rows is not None:
             nanoseconds = nanoseconds[rows]
-        days = nanoseconds // _NS_PER_DAY  # floor: days since 1970-01-01, a Thursday
-        dates = days.astype("datetime64[D]")
-        features = np.empty((len(days), len(names)), dtype=np.float64)
-        features[:, 0] = (nanoseconds - days * _NS_PER_DAY) // _NS_PER_HOUR
-        features[:, 1] = (days + 3) % 7  # Monday 0 .. Sunday 6
-        features[:, 2] = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
-        features[:, 3] = (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
-        features[:, 4] = features[:, 1] >= 5
-        if self.holidays and len(dates):
-            years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
-            holidays = _holidays_between(int(years.min()), int(years.max()))
-            features[:, 5] = np.isin(dates, holidays)
-        return features
+        ordinal = _ordinal_calendar(nanoseconds, bool(self.holidays))
+        if self.encoding == "ordinal":
+            return ordinal if self.holidays else np.ascontiguousarray(ordinal[:, :5])
+        indicators = [
+            ordinal[:, [column]] == np.asarray(values, dtype=np.float64)
+            for column, values in enumerate(_ONEHOT_VALUES.values())
+        ]
+        if self.holidays:
+            indicators.append(ordinal[:, 5:] == 1.0)
+        return np.hstack(indicators).astype(np.float64)
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """The output column names; they depend only on the parameters, not on the input."""
@@ -253,7 +264,14 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         _check_column_name(self.timestamp_column, "timestamp_column")
         if not isinstance(self.holidays, bool | np.bool_):
             raise ValueError(f"holidays must be True or False, got {self.holidays!r}")
-        columns = ["hour", "dayofweek", "month", "dayofyear", "is_weekend"]
+        if self.encoding not in CALENDAR_ENCODINGS:
+            raise ValueError(
+                f"encoding must be one of {', '.join(CALENDAR_ENCODINGS)}, got {self.encoding!r}"
+            )
+        if self.encoding == "onehot":
+            columns = [f"{name}_{v}" for name, values in _ONEHOT_VALUES.items() for v in values]
+        else:
+            columns = ["hour", "dayofweek", "month", "dayofyear", "is_weekend"]
         return [*columns, "is_holiday"] if self.holidays else columns
 
 
@@ -270,6 +288,24 @@ class HistoryReads:
     lags: npt.NDArray[np.int64]  # (rows, lags)
     first: npt.NDArray[np.int64]
     origin: npt.NDArray[np.int64]
+
+
+def _ordinal_calendar(nanoseconds: npt.NDArray[np.int64], holidays: bool) -> _FloatArray:
+    """Hour, weekday, month, day of year, weekend and holiday flags of naive timestamps (int64
+    nanoseconds since 1970), as an (n, 6) float64 array; the holiday flag is 0 unless asked."""
+    days = nanoseconds // _NS_PER_DAY  # floor: days since 1970-01-01, a Thursday
+    dates = days.astype("datetime64[D]")
+    features = np.zeros((len(days), 6), dtype=np.float64)
+    features[:, 0] = (nanoseconds - days * _NS_PER_DAY) // _NS_PER_HOUR
+    features[:, 1] = (days + 3) % 7  # Monday 0 .. Sunday 6
+    features[:, 2] = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    features[:, 3] = (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
+    features[:, 4] = features[:, 1] >= 5
+    if holidays and len(dates):
+        years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+        days_off = _holidays_between(int(years.min()), int(years.max()))
+        features[:, 5] = np.isin(dates, days_off)
+    return features
 
 
 def _check_grid(nanoseconds: npt.NDArray[np.int64], config: _LagConfig) -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 BASELINES = ("seasonal_naive", "persistence")
+FEATURES_STEP = "features"
 MIN_TRAINING_ROWS = 100
 
 
@@ -28,24 +29,18 @@ class ForecastError(PowerOpsError, ValueError):
 
 
 def make_pipeline(params: Params) -> Pipeline:
-    """The shared feature transformers followed by the configured estimator."""
+    """The shared feature transformers, the `train.preprocess` steps, then the configured
+    estimator: steps `features`, [`impute`, [`scale`]], `model`."""
     from sklearn.pipeline import FeatureUnion, Pipeline
 
     from powerops.model.features import CalendarFeatures, OriginLagFeatures
 
-    module_name, _, class_name = params.train.estimator.rpartition(".")
-    try:
-        estimator_class = getattr(importlib.import_module(module_name), class_name)
-        estimator = estimator_class(**params.train.estimator_params)
-    except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        raise ForecastError(
-            f"train.estimator {params.train.estimator!r} with train.estimator_params "
-            f"{params.train.estimator_params}: {exc}"
-        ) from None
+    estimator = _estimator(params)
     forecast = params.forecast
+    calendar = CalendarFeatures(holidays=forecast.holidays, encoding=forecast.calendar)
     features = FeatureUnion(
         [
-            ("calendar", CalendarFeatures(holidays=forecast.holidays)),
+            ("calendar", calendar),
             (
                 "history",
                 OriginLagFeatures(
@@ -58,23 +53,80 @@ def make_pipeline(params: Params) -> Pipeline:
             ),
         ]
     ).set_output(transform="pandas")
-    return Pipeline([("features", features), ("model", estimator)])
+    return Pipeline([(FEATURES_STEP, features), *_preprocess_steps(params), ("model", estimator)])
+
+
+def _estimator(params: Params) -> Any:
+    """`train.estimator` built with `train.estimator_params`; one that cannot take missing
+    values is refused unless `train.preprocess` imputes them (lags and windows have NaN)."""
+    from sklearn.utils import get_tags
+
+    train = params.train
+    module_name, _, class_name = train.estimator.rpartition(".")
+    try:
+        estimator_class = getattr(importlib.import_module(module_name), class_name)
+        estimator = estimator_class(**train.estimator_params)
+        allow_nan = get_tags(estimator).input_tags.allow_nan
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise ForecastError(
+            f"train.estimator {train.estimator!r} with train.estimator_params "
+            f"{train.estimator_params}: {exc}"
+        ) from None
+    if train.preprocess == "none" and not allow_nan:
+        raise ForecastError(
+            f"train.preprocess 'none' with train.estimator {train.estimator!r}, which cannot "
+            "take missing values (the first lags and windows, gaps in the history): set "
+            "train.preprocess to 'impute' or 'impute_scale'"
+        )
+    return estimator
+
+
+def _preprocess_steps(params: Params) -> list[tuple[str, Any]]:
+    """The `train.preprocess` steps: a median imputer that keeps a column with no value (as
+    0, so training and serving see the same columns), then a standard scaler."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
+
+    steps: list[tuple[str, Any]] = []
+    if params.train.preprocess in ("impute", "impute_scale"):
+        imputer = SimpleImputer(strategy="median", keep_empty_features=True)
+        steps.append(("impute", imputer.set_output(transform="pandas")))
+    if params.train.preprocess == "impute_scale":
+        steps.append(("scale", StandardScaler().set_output(transform="pandas")))
+    return steps
 
 
 def fit(pipeline: Pipeline, history: pd.DataFrame, rows: pd.Series) -> Pipeline:
     """Fit on the selected rows, with features computed over the whole history frame.
 
-    Features of a row read earlier rows of `history` (lags, windows); the estimator only
-    learns from `rows`. The transformers are stateless, so the fitted Pipeline predicts from
-    any frame that carries the history its rows need.
+    Features of a row read earlier rows of `history` (lags, windows); the preprocessing steps
+    and the estimator only learn from `rows`. The transformers are stateless, so the fitted
+    Pipeline predicts from any frame that carries the history its rows need.
     """
-    features = pipeline[:-1].fit(history).transform(history)
+    features = features_of(pipeline).fit(history).transform(history)
     target = history[TARGET]
     use = rows & target.notna()
     if int(use.sum()) < MIN_TRAINING_ROWS:
         raise ForecastError(f"only {int(use.sum())} training rows: too little data to fit")
-    pipeline[-1].fit(features[use], target[use])
+    predictor_of(pipeline).fit(features[use], target[use])
     return pipeline
+
+
+def features_of(pipeline: Any) -> Any:
+    """The pipeline's feature step, the FeatureUnion of the powerops transformers: the raw
+    features that drift, skew, outliers and the prediction log read, never the imputed or
+    scaled values the estimator gets."""
+    name, step = pipeline.steps[0]
+    if name != FEATURES_STEP:
+        raise ForecastError(f"the pipeline's first step is {name!r}, not {FEATURES_STEP!r}")
+    return step
+
+
+def predictor_of(pipeline: Any) -> Any:
+    """What turns features into forecasts: the steps after the features (preprocessing, then
+    the estimator) as one Pipeline sharing the fitted steps."""
+    features_of(pipeline)
+    return pipeline[1:]
 
 
 def baselines(frame: pd.DataFrame, params: Params) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from powerops.core.config import Params
 from powerops.data.table import TARGET
 from powerops.model import drift, features
+from powerops.model.forecasting import features_of, predictor_of
 from powerops.model.skew import frame_schema
 
 if TYPE_CHECKING:
@@ -51,12 +52,12 @@ def build(
     import numpy as np
     from sklearn.ensemble import IsolationForest
 
-    features = pipeline[:-1].transform(table)
+    features = features_of(pipeline).transform(table)
     use = (rows & table[TARGET].notna()).to_numpy()
     columns = monitored_features(features)
     used = features.loc[use]
     seasons = table.loc[use, "timestamp"].dt.month.to_numpy()
-    predictions = pipeline[-1].predict(used)
+    predictions = predictor_of(pipeline).predict(used)
     profile = drift.build_profile(
         {**{c: used[c].to_numpy() for c in columns}, TARGET: table.loc[use, TARGET].to_numpy()}
         | {PREDICTION: predictions},

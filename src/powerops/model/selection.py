@@ -33,7 +33,9 @@ def options(params: Params) -> list[dict[str, Any]]:
         names = list(candidate.grid)
         for values in itertools.product(*(candidate.grid[name] for name in names)):
             chosen = candidate.estimator_params | dict(zip(names, values, strict=True))
-            found.append({"estimator": candidate.estimator, "estimator_params": chosen})
+            option = {"estimator": candidate.estimator, "estimator_params": chosen}
+            preprocess = candidate.preprocess or params.train.preprocess
+            found.append(option | {"preprocess": preprocess})
     return found
 
 
@@ -95,4 +97,5 @@ def select(
     best = min(trials, key=lambda trial: trial["score"])
     for trial in trials:
         trial["chosen"] = trial is best
-    return variant(params, {k: best[k] for k in ("estimator", "estimator_params")}), trials
+    winner = {k: best[k] for k in ("estimator", "estimator_params", "preprocess")}
+    return variant(params, winner), trials

@@ -83,7 +83,9 @@ def feature_skew(
     Both missing counts as equal; one missing, or a difference above `tolerance`, as skew."""
     import numpy as np
 
-    recomputed = pipeline[:-1].transform(inputs).loc[served.index]
+    from powerops.model.forecasting import features_of
+
+    recomputed = features_of(pipeline).transform(inputs).loc[served.index]
     by_feature: dict[str, int] = {}
     skewed = np.zeros(len(served), dtype=bool)
     largest = 0.0

@@ -64,9 +64,17 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+# Keys added after models were first trained, with the value every earlier model had: left out
+# of the fingerprint at that value, so upgrading powerops alone trains no new challenger.
+_ADDED_KEYS: dict[str, dict[str, Any]] = {
+    "forecast": {"calendar": "ordinal", "week_start": None},
+    "train": {"preprocess": "none", "candidates": [], "cv_folds": 3, "cv_fold_days": 28},
+}
+
+
 def config_hash(params: Params) -> str:
     """Fingerprint of everything that shapes a model besides the data."""
-    relevant = {
+    relevant: dict[str, Any] = {
         "table": params.table.model_dump(mode="json"),
         "forecast": params.forecast.model_dump(mode="json"),
         "test_set": params.test_set.model_dump(mode="json"),
@@ -76,6 +84,10 @@ def config_hash(params: Params) -> str:
         # Fitted with the model and stored with it (powerops.model.reference).
         "outlier_contamination": params.monitor.outlier_contamination,
     }
+    for section, added in _ADDED_KEYS.items():
+        for key, before in added.items():
+            if key in relevant[section] and relevant[section][key] == before:
+                del relevant[section][key]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -310,7 +322,10 @@ def plan(params: Params, data_version: int | None = None) -> list[Job]:
     else:
         chosen = due_versions(record, params, set(registered))
     jobs = {Job(version, config_hash(params)) for version in chosen}
-    return sorted(jobs | _unfinished(params, registered), key=lambda job: job.data_version)
+    jobs |= _unfinished(params, registered)
+    if jobs:  # a wrong estimator setting stops the run before a table is built
+        forecasting.make_pipeline(params)
+    return sorted(jobs, key=lambda job: job.data_version)
 
 
 def _unfinished(params: Params, registered: dict[tuple[int, str], ModelVersion]) -> set[Job]:
@@ -461,6 +476,7 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
                     "seconds": seconds,
                     "estimator": chosen.train.estimator,
                     "estimator_params": chosen.train.estimator_params,
+                    "preprocess": chosen.train.preprocess,
                     "candidates": trials,
                 },
             )
@@ -711,7 +727,7 @@ def _log_candidates(params: Params, job: Job, trials: list[dict[str, Any]]) -> N
             tags=tags,
         ):
             mlflow.log_params(
-                {"estimator": trial["estimator"]}
+                {"estimator": trial["estimator"], "preprocess": trial["preprocess"]}
                 | {f"estimator.{k}": v for k, v in trial["estimator_params"].items()}
             )
             mlflow.log_metric(f"cv_{params.gate.metric}", trial["score"])
@@ -738,6 +754,8 @@ def _log_run(
         {
             "estimator": estimator,
             **{f"estimator.{k}": v for k, v in estimator_params.items()},
+            "preprocess": fitted.get("preprocess", params.train.preprocess),
+            "calendar": params.forecast.calendar,
             "frequency": params.table.frequency,
             "horizon": params.forecast.horizon,
             "lags": list(params.forecast.lags),

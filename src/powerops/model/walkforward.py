@@ -66,7 +66,7 @@ def walk_forward(
     every = params.backtest.refit_every
     refits = chosen[::every] if every else chosen[:1]
     template = forecasting.make_pipeline(params)
-    features = template.steps[0][1].fit(table).transform(table)  # stateless: computed once
+    features = forecasting.features_of(template).fit(table).transform(table)  # stateless: once
     predictions = pd.Series(np.nan, index=table.index)
     for number, first in enumerate(refits):
         until = refits[number + 1] if number + 1 < len(refits) else None
@@ -84,7 +84,6 @@ def walk_forward(
 def _fitted(template: Any, features: pd.DataFrame, table: pd.DataFrame, rows: pd.Series) -> Any:
     """A fresh copy of everything after the features, fitted on `rows` with a target."""
     from sklearn.base import clone
-    from sklearn.pipeline import Pipeline
 
     use = rows & table[TARGET].notna()
     if int(use.sum()) < forecasting.MIN_TRAINING_ROWS:
@@ -92,8 +91,7 @@ def _fitted(template: Any, features: pd.DataFrame, table: pd.DataFrame, rows: pd
             f"only {int(use.sum())} training rows before the backtest's first origin: "
             "start it later (backtest.start, backtest.months)"
         )
-    rest = template.steps[1:]
-    estimator = clone(rest[0][1] if len(rest) == 1 else Pipeline(rest))
+    estimator = clone(forecasting.predictor_of(template))  # preprocessing, then the model
     return estimator.fit(features[use], table.loc[use, TARGET])
 
 

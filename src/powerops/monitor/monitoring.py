@@ -199,8 +199,9 @@ def score_window(params: Params, champion: Champion, start: datetime, end: datet
     reference = champion.reference
     issues = skew.schema_issues(skew.frame_schema(table), reference.input_schema)
     with forecasting.compute_threads(params):
-        current = champion.pipeline[:-1].transform(table).loc[in_window]
-        predictions = pd.Series(champion.pipeline[-1].predict(current), index=current.index)
+        current = forecasting.features_of(champion.pipeline).transform(table).loc[in_window]
+        predicted = forecasting.predictor_of(champion.pipeline).predict(current)
+        predictions = pd.Series(predicted, index=current.index)
         complete = current[reference.features].notna().all(axis=1)
         flags = pd.Series(np.nan, index=current.index)
         if complete.any():

@@ -47,7 +47,7 @@ def score(params: Params, day: date) -> BatchForecast:
 
     from powerops.data.datasets import day_after_latest, read_window
     from powerops.data.table import table_for
-    from powerops.model.forecasting import compute_threads, history_span
+    from powerops.model import forecasting
     from powerops.model.reference import load_pipeline
 
     champion = registry.alias_version(params, registry.CHAMPION)
@@ -61,7 +61,7 @@ def score(params: Params, day: date) -> BatchForecast:
 
     started = time.perf_counter()
     midnight = datetime(day.year, day.month, day.day)
-    readings = read_window(params, midnight - history_span(params), midnight)
+    readings = read_window(params, midnight - forecasting.history_span(params), midnight)
     if readings.empty:
         raise ScoringError(f"no readings before {day}: nothing to forecast from")
     history = table_for(params, readings)
@@ -70,9 +70,9 @@ def score(params: Params, day: date) -> BatchForecast:
     ahead = pd.DataFrame({"timestamp": hours, TARGET: float("nan"), "coverage": 1.0})
     frame = pd.concat([history, ahead.astype(history.dtypes.to_dict())], ignore_index=True)
     pipeline = load_pipeline(params, champion)
-    with compute_threads(params):
-        features = pipeline[:-1].transform(frame).iloc[len(history) :]
-        values = pipeline[-1].predict(features)
+    with forecasting.compute_threads(params):
+        features = forecasting.features_of(pipeline).transform(frame).iloc[len(history) :]
+        values = forecasting.predictor_of(pipeline).predict(features)
     made_at = datetime.now(UTC)
     out = pd.DataFrame(
         {

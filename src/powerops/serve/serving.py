@@ -127,7 +127,9 @@ class Served:
     Requests run the pipeline on NumPy arrays: the feature union's transformers through their
     `transform_arrays` (the code their `transform` runs in training) and, for a few rows, the
     trees as a FlatForest (the estimator's own predictions, bit for bit): a pandas frame per
-    request would cost more than the arithmetic.
+    request would cost more than the arithmetic. Any other model (a pipeline with
+    `train.preprocess` steps, another estimator) gets the features as a frame and runs its
+    own steps after the features (`predictor`), as `pipeline.predict` does.
     """
 
     version: str
@@ -137,6 +139,7 @@ class Served:
     transformers: list[Any]
     feature_names: list[str]
     forest: FlatForest | None
+    predictor: Any  # the pipeline's steps after the features: preprocessing, the estimator
 
     def features(self, columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """The features of the `rows` positions, every row being history."""
@@ -147,39 +150,53 @@ class Served:
             return self.forest.predict(features)
         import pandas as pd
 
-        predictions: np.ndarray = self.pipeline[-1].predict(
+        predictions: np.ndarray = self.predictor.predict(
             pd.DataFrame(features, columns=self.feature_names)
         )
         return predictions
 
 
 def load(params: Params, version: Any) -> Served:
-    from sklearn.pipeline import FeatureUnion
-
     from powerops.model.reference import load_model_version
-    from powerops.serve.flatforest import compile_forest
 
     pipeline, reference = load_model_version(params, version)
-    union = pipeline.steps[0][1]
+    return served_model(params, str(version.version), pipeline, reference)
+
+
+def served_model(params: Params, version: str, pipeline: Any, reference: Reference) -> Served:
+    """A fitted pipeline made ready to serve: `features` (a FeatureUnion of powerops.model
+    .features transformers), any transformers (`train.preprocess`), then the estimator."""
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from powerops.model.forecasting import FEATURES_STEP, predictor_of
+    from powerops.serve.flatforest import compile_forest
+
+    steps = pipeline.steps if isinstance(pipeline, Pipeline) else []
+    union = steps[0][1] if steps else None
     transformers = [t for _, t in getattr(union, "transformer_list", [])]
     if (
-        len(pipeline.steps) != 2
+        len(steps) < 2
+        or steps[0][0] != FEATURES_STEP
         or not isinstance(union, FeatureUnion)
         or union.transformer_weights
         or not all(hasattr(t, "transform_arrays") for t in transformers)
+        or not all(hasattr(step, "transform") for _, step in steps[1:-1])
     ):
         raise ValueError(
-            f"model version {version.version}: serving expects a Pipeline of a FeatureUnion of "
-            f"powerops.model.features transformers and an estimator, got {pipeline}"
+            f"model version {version}: serving expects a Pipeline of a FeatureUnion of "
+            "powerops.model.features transformers named 'features', any transformers, and "
+            f"an estimator, got {pipeline}"
         )
     return Served(
-        version=str(version.version),
+        version=version,
         pipeline=pipeline,
         reference=reference,
         body=body_model(reference.input_schema, params.serve.max_rows),
         transformers=transformers,
         feature_names=[str(name) for name in union.get_feature_names_out()],
-        forest=compile_forest(pipeline[-1]),
+        # The trees read the features as they are only when nothing comes between.
+        forest=compile_forest(pipeline[-1]) if len(steps) == 2 else None,
+        predictor=predictor_of(pipeline),
     )
 
 
