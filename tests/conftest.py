@@ -227,13 +227,14 @@ def set_params(workspace: Path, **sections: dict[str, object]) -> None:
 
 
 def make_training_workspace(root: Path, source: Path) -> Path:
-    """Four real months, a two-week pinned test set and a cadence that trains from version 3."""
+    """Four real months, a two-week pinned test set and a cadence that trains from version 3.
+    The gate's significance test is off: 14 test days are too few to make any gain significant."""
     workspace = make_workspace(root, source, through="2007-03")
     set_params(
         workspace,
         test_set={"months": 2},
         train={"first_version": 3, "every": 1, "backtest_months": 1},
-        gate={"min_improvement_vs_seasonal_naive": 0.0, "max_wape": 1.0},
+        gate={"min_improvement_vs_baseline": 0.0, "max_wape": 1.0, "significance": None},
     )
     return workspace
 

@@ -10,7 +10,7 @@ import pytest
 
 from powerops.core.config import load_params
 from powerops.data import stages
-from powerops.model import registry, training
+from powerops.model import forecasting, registry, testset, training
 from tests.conftest import set_params, workspace_state
 
 # Through the real stack: `make test` runs it, `make test-fast` does not.
@@ -82,3 +82,42 @@ def test_steps_refuse_changed_configuration_and_tampered_files(training_workspac
     with pytest.raises(training.TrainingError, match="started under config"):
         training.fit(changed, jobs)
     assert registry.versions(params) == []
+
+
+def test_the_gate_tests_the_gain_on_daily_losses_rescoring_an_older_champion(
+    training_workspace: Path,
+) -> None:
+    set_params(training_workspace, gate={"significance": 0.05})
+    params = load_params(training_workspace / "params.yaml")
+    stages.ingest(params)
+    stages.validate(params)
+    stages.publish(params)
+    first, second = jobs = training.plan(params)
+    training.build_table(params, jobs)
+    training.fit(params, jobs)
+    training.evaluate(params, jobs)
+    training.gate(params, [first])
+    training.register(params, [first], by="test")
+
+    # The version carries its daily losses: 14 days of the two test weeks.
+    version = registry.get_version(params, "1")
+    stored = json.loads(version.tags["evaluation"])
+    assert len(stored["days"]) == len(stored["daily_loss"]["absolute"]) == 14
+    test_frame, manifest = testset.load(params)
+    assert training.champion_evaluation(params, test_frame, manifest.sha256) == (
+        forecasting.Evaluation(**stored)
+    )
+
+    # A champion registered before the paired test has no losses: it is re-scored, to the same.
+    bare = {key: stored[key] for key in ("model", "baselines", "rows")}
+    registry.client(params).set_model_version_tag(
+        params.mlflow.model_name, "1", "evaluation", json.dumps(bare)
+    )
+    rescored = training.champion_evaluation(params, test_frame, manifest.sha256)
+    assert rescored is not None and rescored.days == stored["days"]
+    assert rescored.daily_loss == stored["daily_loss"]
+
+    training.gate(params, [second])
+    verdict = json.loads((second.directory(params) / training.RECORD_FILE).read_text())["gate"]
+    champion_reason = verdict["verdict"][2]
+    assert "; gain " in champion_reason and "95% CI" in champion_reason and "p=" in champion_reason

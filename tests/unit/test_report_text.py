@@ -74,14 +74,20 @@ def test_a_missing_burn_rate_prints_without_its_unit() -> None:
 
 def scores(wape: float) -> Evaluation:
     naive = {"wape": 0.6, "mae": 0.6, "rmse": 0.6}
-    return Evaluation({"wape": wape, "mae": wape, "rmse": wape}, {"seasonal_naive": naive}, 100)
+    return Evaluation(
+        {"wape": wape, "mae": wape, "rmse": wape},
+        {"seasonal_naive": naive, "persistence": naive},
+        100,
+    )
 
 
 def test_gate_reason_shows_the_digits_that_decide() -> None:
-    ok, reasons = gate_verdict(PARAMS, scores(0.43810), scores(0.43807))
+    gate = PARAMS.gate.model_copy(update={"significance": None})  # the point rule alone
+    params = PARAMS.model_copy(update={"gate": gate})
+    ok, reasons = gate_verdict(params, scores(0.43810), scores(0.43807))
     assert not ok
     assert reasons[2] == "FAIL: wape 0.43810 vs champion 0.43807 (+0.00003, must be < 0.43807)"
-    ok, reasons = gate_verdict(PARAMS, scores(0.43807), scores(0.43810))
+    ok, reasons = gate_verdict(params, scores(0.43807), scores(0.43810))
     assert ok and reasons[2].startswith("pass: wape 0.43807 vs champion 0.43810 (-0.00003")
 
 

@@ -278,8 +278,16 @@ class GateConfig(_Strict):
     """Promotion rules: the error budget and the margins a challenger must clear."""
 
     metric: Literal["wape", "mae", "rmse"] = "wape"
-    min_improvement_vs_seasonal_naive: float = Field(default=0.05, ge=0, lt=1)
+    # The challenger must beat the best of these (on the pinned test set) by the margin; each
+    # must have the history it reads there (year_ago reads 364 days back: the pinned test set
+    # stores only forecast.lookback periods before each week).
+    baselines: tuple[Literal["seasonal_naive", "persistence", "year_ago"], ...] = Field(
+        default=("seasonal_naive", "persistence"), min_length=1
+    )
+    min_improvement_vs_baseline: float = Field(default=0.05, ge=0, lt=1)
     min_improvement_vs_champion: float = Field(default=0.0, ge=0, lt=1)
+    # One-sided Diebold-Mariano level for the gain over the champion; null: no test.
+    significance: float | None = Field(default=0.05, gt=0, lt=1)
     max_wape: float = Field(default=0.50, gt=0)
 
 

@@ -7,7 +7,7 @@ Everything here takes and returns DataFrames and plain values; nothing reads or 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-BASELINES = ("seasonal_naive", "persistence")
+BASELINES = ("seasonal_naive", "persistence", "year_ago")
+# 52 weeks: the same weekday a year earlier.
+YEAR_AGO_DAYS = 364
+# The daily loss each gate metric is the mean (or a ratio of sums) of.
+LOSS_OF_METRIC = {"wape": "absolute", "mae": "absolute", "rmse": "squared"}
 FEATURES_STEP = "features"
 MIN_TRAINING_ROWS = 100
 
@@ -130,8 +134,9 @@ def predictor_of(pipeline: Any) -> Any:
 
 
 def baselines(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """Seasonal naive (same period a week earlier) and persistence (same period on the last
-    day known at the origin), from the frame's own history, never reading past the origin."""
+    """Seasonal naive (same period a week earlier), persistence (same period on the last day
+    known at the origin) and year-ago (same period 52 weeks, 364 days, earlier: the same
+    weekday), from the frame's own history, never reading past the origin."""
     import pandas as pd
 
     from powerops.model.features import forecast_origin
@@ -151,7 +156,12 @@ def baselines(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
         return pd.Series(values, index=frame.index).where(when < origin)
 
     return pd.DataFrame(
-        {"seasonal_naive": lookup(week_ago), "persistence": lookup(last_day)}, index=frame.index
+        {
+            "seasonal_naive": lookup(week_ago),
+            "persistence": lookup(last_day),
+            "year_ago": lookup(timestamps - YEAR_AGO_DAYS * day),
+        },
+        index=frame.index,
     )
 
 
@@ -171,11 +181,16 @@ def metrics(actual: pd.Series | np.ndarray, forecast: pd.Series | np.ndarray) ->
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Scores of the model and the baselines on the same rows of the pinned test set."""
+    """Scores of the model and the baselines on the same rows of the pinned test set, and the
+    model's loss on each day of them (what the gate's paired test compares)."""
 
     model: dict[str, float]
     baselines: dict[str, dict[str, float]]
     rows: int
+    # The scored days (ISO dates) and, per day, the model's sum of absolute errors
+    # ("absolute": wape, mae) and of squared errors ("squared": rmse).
+    days: list[str] = field(default_factory=list)
+    daily_loss: dict[str, list[float]] = field(default_factory=dict)
 
     def flat(self, prefix: str = "test") -> dict[str, float]:
         out = {f"{prefix}_{name}": value for name, value in self.model.items()}
@@ -184,20 +199,59 @@ class Evaluation:
         out[f"{prefix}_rows"] = float(self.rows)
         return out
 
+    def losses(self, metric: str) -> list[float]:
+        """The model's daily losses behind `metric` (empty if they were not recorded)."""
+        return self.daily_loss.get(LOSS_OF_METRIC[metric], [])
+
+
+def scored_rows(test_set: pd.DataFrame, reference: pd.DataFrame, params: Params) -> pd.Series:
+    """The test set's target rows that every baseline of `gate.baselines` can forecast."""
+    wanted = list(params.gate.baselines)
+    target = (test_set["role"] == "target") & test_set[TARGET].notna()
+    rows: pd.Series = target & reference[wanted].notna().all(axis=1)
+    if not rows.any():
+        raise ForecastError(
+            f"no test row has every baseline of gate.baselines {wanted}: the test set lacks "
+            "the history they read (year_ago reads 364 days back; the pinned test set stores "
+            "forecast.lookback periods before each week)"
+        )
+    return rows
+
+
+def daily_losses(
+    timestamps: pd.Series, actual: pd.Series, forecast: pd.Series | np.ndarray
+) -> tuple[list[str], dict[str, list[float]]]:
+    """The days and, per day, the sums of absolute and of squared errors (6 significant
+    digits: they travel in a registry tag)."""
+    import numpy as np
+    import pandas as pd
+
+    error = np.asarray(forecast, dtype="float64") - np.asarray(actual, dtype="float64")
+    frame = pd.DataFrame(
+        {"absolute": np.abs(error), "squared": error**2},
+        index=pd.DatetimeIndex(timestamps.to_numpy()).normalize(),
+    )
+    per_day = frame.groupby(level=0).sum()
+    days = [f"{day:%Y-%m-%d}" for day in per_day.index]
+    return days, {name: [float(f"{v:.6g}") for v in per_day[name]] for name in per_day.columns}
+
 
 def evaluate(pipeline: Any, test_set: pd.DataFrame, params: Params) -> Evaluation:
-    """Score the model and both baselines on the test set's target rows they can all forecast."""
+    """Score the model and the baselines on the test set's target rows that every baseline of
+    `gate.baselines` can forecast; other baselines are scored where they cover all those rows."""
     predictions = pipeline.predict(test_set)
     reference = baselines(test_set, params)
-    target = (test_set["role"] == "target") & test_set[TARGET].notna()
-    rows = target & reference.notna().all(axis=1)
-    if not rows.any():
-        raise ForecastError("no test row has both baselines: the test set lacks history")
+    rows = scored_rows(test_set, reference, params)
     actual = test_set.loc[rows, TARGET]
+    forecast = predictions[rows.to_numpy()]
+    covering = [name for name in BASELINES if reference.loc[rows, name].notna().all()]
+    days, losses = daily_losses(test_set.loc[rows, "timestamp"], actual, forecast)
     return Evaluation(
-        model=metrics(actual, predictions[rows.to_numpy()]),
-        baselines={name: metrics(actual, reference.loc[rows, name]) for name in BASELINES},
+        model=metrics(actual, forecast),
+        baselines={name: metrics(actual, reference.loc[rows, name]) for name in covering},
         rows=int(rows.sum()),
+        days=days,
+        daily_loss=losses,
     )
 
 

@@ -60,7 +60,10 @@ def _score_lines(params: Params, tags: dict[str, str], run: dict[str, Any]) -> l
         ("test", "model"),
         ("test_seasonal_naive", "seasonal naive"),
         ("test_persistence", "persistence"),
+        ("test_year_ago", "year-ago"),
     ):
+        if prefix == "test_year_ago" and prefix + "_wape" not in metrics:
+            continue  # scored only when the test set holds a year of history
         lines.append(
             f"  {label + ':':<16}rmse {metrics.get(prefix + '_rmse', float('nan')):.4f}  "
             f"mae {metrics.get(prefix + '_mae', float('nan')):.4f}  "

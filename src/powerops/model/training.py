@@ -37,7 +37,15 @@ from powerops.data import dvcstore
 from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.data.datasets import batch_files, content_hash, manifest
 from powerops.data.table import TARGET, table_for
-from powerops.model import features, forecasting, reference, registry, selection, testset
+from powerops.model import (
+    features,
+    forecasting,
+    reference,
+    registry,
+    selection,
+    significance,
+    testset,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,23 +173,70 @@ def gate_verdict(
 ) -> tuple[bool, list[str]]:
     """Promotion rules on the pinned test set; returns the verdict and a reason per rule."""
     rules = params.gate
-    metric = rules.metric
-    score = challenger.model[metric]
-    naive = challenger.baselines["seasonal_naive"][metric]
-    limit = naive * (1 - rules.min_improvement_vs_seasonal_naive)
     checks = [
-        (score <= limit, _versus(metric, score, "seasonal naive", naive, "<=", limit)),
+        _baseline_check(params, challenger),
         (
             challenger.model["wape"] <= rules.max_wape,
             f"wape {challenger.model['wape']:.4f} within the error budget {rules.max_wape:.4f}",
         ),
     ]
     if champion is not None:
-        best = champion.model[metric] * (1 - rules.min_improvement_vs_champion)
-        reason = _versus(metric, score, "champion", champion.model[metric], "<", best)
-        checks.append((score < best, reason))
+        checks.append(_champion_check(params, challenger, champion))
     reasons = [("pass: " if ok else "FAIL: ") + text for ok, text in checks]
     return all(ok for ok, _ in checks), reasons
+
+
+def _baseline_check(params: Params, challenger: forecasting.Evaluation) -> tuple[bool, str]:
+    """The challenger beats the best of `gate.baselines` by `min_improvement_vs_baseline`."""
+    rules = params.gate
+    metric = rules.metric
+    missing = [name for name in rules.baselines if name not in challenger.baselines]
+    if missing:
+        return False, (
+            f"{metric}: gate.baselines {missing} were not scored on the test set "
+            "(evaluate again under this configuration)"
+        )
+    best = min(rules.baselines, key=lambda name: challenger.baselines[name][metric])
+    other = challenger.baselines[best][metric]
+    limit = other * (1 - rules.min_improvement_vs_baseline)
+    score = challenger.model[metric]
+    label = f"best baseline {best.replace('_', ' ')}"
+    return score <= limit, _versus(metric, score, label, other, "<=", limit)
+
+
+def _champion_check(
+    params: Params, challenger: forecasting.Evaluation, champion: forecasting.Evaluation
+) -> tuple[bool, str]:
+    """The challenger beats the champion by `min_improvement_vs_champion` and, unless
+    `gate.significance` is null, its gain is significant in a one-sided Diebold-Mariano test
+    on the daily losses of both (powerops.model.significance)."""
+    from datetime import date
+
+    rules = params.gate
+    metric = rules.metric
+    score, other = challenger.model[metric], champion.model[metric]
+    bound = other * (1 - rules.min_improvement_vs_champion)
+    text = _versus(metric, score, "champion", other, "<", bound)
+    if rules.significance is None:
+        return score < bound, text
+    ours, theirs = challenger.losses(metric), champion.losses(metric)
+    paired = challenger.days == champion.days and challenger.rows == champion.rows
+    if not ours or not paired or len(ours) != len(theirs):
+        return False, f"{text[:-1]}; no paired test: not scored on the same rows and days)"
+    try:
+        ordinals = [date.fromisoformat(day).toordinal() for day in challenger.days]
+        test = significance.diebold_mariano(ours, theirs, ordinals)
+    except ValueError as exc:
+        return False, f"{text[:-1]}; no paired test: {exc})"
+    significant = test.p_value < rules.significance
+    loss = " in squared error" if metric == "rmse" else ""
+    level = f"{rules.significance:g}"
+    text = (
+        f"{text[:-1]}; gain{loss} {test.gain:+.2%}, {test.confidence:.0%} CI "
+        f"{test.gain_low:+.2%}..{test.gain_high:+.2%}, p={test.p_value:.2g} "
+        + (f"< {level}: significant)" if significant else f">= {level}: not significant)")
+    )
+    return score < bound and significant, text
 
 
 def _versus(metric: str, score: float, name: str, other: float, rule: str, bound: float) -> str:
@@ -203,15 +258,45 @@ def _versus(metric: str, score: float, name: str, other: float, rule: str, bound
 def champion_evaluation(
     params: Params, test_frame: pd.DataFrame, test_hash: str
 ) -> forecasting.Evaluation | None:
-    """The champion's scores on the current pinned test set (re-scored if its hash differs)."""
+    """The champion's scores and daily losses on the current pinned test set's rows: from its
+    `evaluation` tag, or re-scored if it was scored on another test set, on other rows (another
+    `gate.baselines`) or without daily losses (registered before the gate's paired test)."""
     champion = registry.alias_version(params, registry.CHAMPION)
     if champion is None:
         return None
     if champion.tags.get("test_set_hash") == test_hash and "evaluation" in champion.tags:
-        data = json.loads(champion.tags["evaluation"])
-        return forecasting.Evaluation(data["model"], data["baselines"], data["rows"])
-    log.info("champion version %s was scored on another test set: re-scoring it", champion.version)
+        stored = forecasting.Evaluation(**json.loads(champion.tags["evaluation"]))
+        if _same_rows(params, stored, test_frame):
+            return stored
+    log.info(
+        "champion version %s was scored on another test set, other rows or without daily "
+        "losses: re-scoring it",
+        champion.version,
+    )
     return forecasting.evaluate(reference.load_pipeline(params, champion), test_frame, params)
+
+
+def _same_rows(params: Params, stored: forecasting.Evaluation, test_frame: pd.DataFrame) -> bool:
+    """Whether `stored` covers the rows and days this configuration scores, with daily losses."""
+    rows = forecasting.scored_rows(test_frame, forecasting.baselines(test_frame, params), params)
+    days = sorted({f"{day:%Y-%m-%d}" for day in test_frame.loc[rows, "timestamp"].dt.normalize()})
+    metric = params.gate.metric
+    has_losses = params.gate.significance is None or bool(stored.losses(metric))
+    return (
+        stored.rows == int(rows.sum()) and (not stored.days or stored.days == days) and has_losses
+    )
+
+
+def evaluation_tag(evaluation: dict[str, Any]) -> str:
+    """The `evaluation` tag of a model version: the scores and the daily losses, or the scores
+    alone if the losses would pass the tag limit (the champion is then re-scored when judged)."""
+    text = json.dumps(evaluation)
+    if len(text) > EVALUATION_TAG_LIMIT:
+        log.warning(
+            "daily losses of %d days exceed the tag limit: not stored", len(evaluation["days"])
+        )
+        text = json.dumps(evaluation | {"days": [], "daily_loss": {}})
+    return text
 
 
 def input_example(
@@ -236,6 +321,9 @@ TABLE_FILE = "table.parquet"
 # On a version: the number of the last alias change when it was registered (model.registry).
 ALIAS_CHANGE_TAG = "alias_change_at_registration"
 MODEL_FILE = "model.pkl"
+# MLflow 3 takes 8,000 characters in a run tag and 100,000 in a model version tag: the
+# `evaluation` tag keeps to the smaller (84 days of daily losses take about 3,000).
+EVALUATION_TAG_LIMIT = 8000
 RECORD_FILE = "job.json"
 
 
@@ -514,11 +602,10 @@ def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             }
             _save(params, job, "evaluate", values)
             log.info(
-                "%s: test wape %.4f (seasonal naive %.4f, persistence %.4f), backtest wape %.4f",
+                "%s: test wape %.4f (%s), backtest wape %.4f",
                 _label(params, job),
                 metrics["test_wape"],
-                metrics["test_seasonal_naive_wape"],
-                metrics["test_persistence_wape"],
+                ", ".join(f"{k} {v['wape']:.4f}" for k, v in evaluation.baselines.items()),
                 metrics["backtest_wape"],
             )
             out.append(job.ref() | _headline(metrics))
@@ -680,7 +767,7 @@ def _log_and_register(params: Params, job: Job, record: dict[str, Any], by: str)
             params.mlflow.model_name,
             tags=tags
             | {
-                "evaluation": json.dumps(evaluation),
+                "evaluation": evaluation_tag(evaluation),
                 "test_wape": f"{evaluation['model']['wape']:.4f}",
                 "gate": "promoted" if decision["promote"] else "not promoted",
                 "gate_reasons": json.dumps(decision["verdict"]),

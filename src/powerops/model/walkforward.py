@@ -108,9 +108,16 @@ def _scored(
     chosen, refits, every = plan
     forecasts = forecasting.baselines(table, params)
     forecasts.insert(0, "model", predictions)
-    rows = forecasts.notna().all(axis=1) & table[TARGET].notna()
+    wanted = ["model", *params.gate.baselines]
+    rows = forecasts[wanted].notna().all(axis=1) & table[TARGET].notna()
     if not rows.any():
-        raise forecasting.ForecastError("no backtest row has the model and every baseline")
+        raise forecasting.ForecastError(
+            f"no backtest row has the model and every baseline of gate.baselines {wanted[1:]}"
+        )
+    # Other baselines are scored too where they cover every one of those rows (year_ago
+    # needs a year of history before the period).
+    covering = [str(name) for name in forecasts if forecasts[name][rows].notna().all()]
+    forecasts = forecasts[covering]
     actual = table.loc[rows, TARGET]
     names = [str(name) for name in forecasts.columns]
     overall = {name: forecasting.metrics(actual, forecasts[name][rows]) for name in names}
