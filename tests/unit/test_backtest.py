@@ -79,3 +79,25 @@ def test_too_little_history_is_an_error_naming_the_setting(params: Params) -> No
     rows = pd.Series(True, index=table.index)
     with pytest.raises(forecasting.ForecastError, match=r"backtest\.start"):
         backtest.walk_forward(table, rows, params, *table["timestamp"][[10, 200]])
+
+
+def test_weekly_blocks_start_on_the_configured_day(params: Params) -> None:
+    """Daily rows, 7-day blocks from Sundays (forecast.week_start): every origin the walk
+    forecasts from is a Sunday, and a block's steps run Sunday to Saturday."""
+    hourly = series(weeks=30)
+    daily = hourly.set_index("timestamp").resample("1D").mean().reset_index()
+    table = params.table.model_copy(update={"frequency": "1D"})
+    forecast = params.forecast.model_copy(
+        update={"horizon": 7, "lags": (7, 14), "windows": (7,), "week_start": "sunday"}
+    )
+    weekly = backtest.overridden(
+        params.model_copy(update={"table": table, "forecast": forecast}), refit_every=1
+    )
+    rows = pd.Series(True, index=daily.index)
+    start, end = pd.Timestamp("2009-05-01"), pd.Timestamp("2009-07-05")
+    result = backtest.walk_forward(daily, rows, weekly, start, end)
+    origins = result.forecasts["timestamp"][result.forecasts["timestamp"].dt.dayofweek == 6]
+    assert result.origins == 10 and len(origins) == 10
+    assert list(result.steps["step"]) == list(range(1, 8))
+    first = result.forecasts["timestamp"].min()
+    assert first == pd.Timestamp("2009-05-03") and first.day_name() == "Sunday"

@@ -64,7 +64,8 @@ def folds(
     length = pd.Timedelta(days=params.train.cv_fold_days)
     frequency, horizon = params.table.frequency, params.forecast.horizon
     # The last row's block may be cut short: the folds end before its origin.
-    end = forecast_origin(pd.Series([stamps.max()]), frequency, horizon).iloc[0]
+    last = pd.Series([stamps.max()])
+    end = forecast_origin(last, frequency, horizon, params.forecast.week_start).iloc[0]
     step = pd.Timedelta(frequency)
     return [
         (end - number * length, end - (number - 1) * length - step)

@@ -56,7 +56,7 @@ def walk_forward(
     from powerops.model.features import forecast_origin
 
     horizon, frequency = params.forecast.horizon, params.table.frequency
-    origin = forecast_origin(table["timestamp"], frequency, horizon)
+    origin = forecast_origin(table["timestamp"], frequency, horizon, params.forecast.week_start)
     chosen = sorted(origin[(origin >= start) & (origin <= end)].unique())
     if not chosen:
         raise forecasting.ForecastError(

@@ -121,7 +121,7 @@ def _actor() -> str:
 
 
 def cmd_train(params: Params, args: argparse.Namespace) -> int:
-    from powerops.model import registry, training
+    from powerops.model import forecasting, registry, training
 
     finished = registry.recover(params)
     if finished is not None:
@@ -137,11 +137,14 @@ def cmd_train(params: Params, args: argparse.Namespace) -> int:
     for result in results:
         m = result.metrics
         outcome = "PROMOTED to champion" if result.promoted else "not promoted"
+        scored = ", ".join(
+            f"{name.replace('_', ' ')} {m[f'test_{name}_wape']:.4f}"
+            for name in forecasting.BASELINES
+            if f"test_{name}_wape" in m
+        )
         print(
             f"data v{result.data_version} -> model v{result.model_version}: test wape "
-            f"{m['test_wape']:.4f} (seasonal naive {m['test_seasonal_naive_wape']:.4f}, "
-            f"persistence {m['test_persistence_wape']:.4f}), backtest wape "
-            f"{m['backtest_wape']:.4f}: {outcome}"
+            f"{m['test_wape']:.4f} ({scored}), backtest wape {m['backtest_wape']:.4f}: {outcome}"
         )
         for reason in result.verdict:
             print(f"    {reason}")
