@@ -123,3 +123,15 @@ CALLBACKS: dict[str, Any] = {
     "on_failure_callback": PowerOpsAlertNotifier(),
     "on_success_callback": PowerOpsResolveNotifier(),
 }
+
+# A DAG a person triggers (rollback, backtest): no schedule, one run at a time, a retry would
+# not change a refusal, and created unpaused (a manual DAG that starts paused queues a run
+# nobody sees move).
+MANUAL: dict[str, Any] = {
+    "schedule": None,
+    "start_date": datetime(2006, 12, 1),
+    "catchup": False,
+    "max_active_runs": 1,
+    "is_paused_upon_creation": False,
+    "default_args": DEFAULT_ARGS | CALLBACKS | {"retries": 0},
+}

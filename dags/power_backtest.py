@@ -13,27 +13,21 @@ Created unpaused: a manual DAG that starts paused queues a run nobody sees move.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from _powerops import CALLBACKS, DEFAULT_ARGS, WORKSPACE_POOL, workspace
+from _powerops import MANUAL, WORKSPACE_POOL, workspace
 
 DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 @dag(
     dag_id="power_backtest",
-    schedule=None,
-    start_date=datetime(2006, 12, 1),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=False,
     description="Walk-forward backtest of the configured model over a fixed period",
     doc_md=__doc__,
     tags=["powerops", "model"],
-    default_args=DEFAULT_ARGS | CALLBACKS | {"retries": 0},
+    **MANUAL,
     params={
         "start": Param(None, type=["null", "string"], pattern=DAY, description="First origin."),
         "end": Param(None, type=["null", "string"], pattern=DAY, description="Last origin."),

@@ -12,25 +12,19 @@ Created unpaused: a manual DAG that starts paused queues a run nobody sees move.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from airflow.sdk import Param, dag, task
 
-from _powerops import CALLBACKS, DEFAULT_ARGS, WORKSPACE_POOL, workspace
+from _powerops import MANUAL, WORKSPACE_POOL, workspace
 
 
 @dag(
     dag_id="power_rollback",
-    schedule=None,
-    start_date=datetime(2006, 12, 1),
-    catchup=False,
-    max_active_runs=1,
-    is_paused_upon_creation=False,
     description="Move the champion alias back to the previous (or a named) model version",
     doc_md=__doc__,
     tags=["powerops", "model"],
-    default_args=DEFAULT_ARGS | CALLBACKS | {"retries": 0},
+    **MANUAL,
     params={
         "to_version": Param(
             None,
