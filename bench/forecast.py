@@ -70,10 +70,8 @@ def task(
     chosen = candidates[:1] if quick else candidates
     train = base.train.model_copy(update={"candidates": chosen, "cv_folds": 3})
     gate = base.gate.model_copy(update={"metric": "rmse"})  # the targets' metric selects
-    walk = base.backtest.model_copy(
-        update={"start": pd.Timestamp(period[0]).date(), "end": pd.Timestamp(period[1]).date()}
-    )
-    walk = walk.model_copy(update={"refit_every": refit})
+    first, last = (pd.Timestamp(day).date() for day in period)
+    walk = base.backtest.model_copy(update={"start": first, "end": last, "refit_every": refit})
     return base.model_copy(
         update={
             "table": table,

@@ -86,7 +86,7 @@ def select(
     metric, windows = params.gate.metric, folds(params, table, rows)
     trials = []
     for number, option in enumerate(candidates, 1):
-        never = params.backtest.model_copy(update={"refit_every": 0, "start": None})
+        never = params.backtest.model_copy(update={"refit_every": 0})  # one fit per fold
         chosen = variant(params, option).model_copy(update={"backtest": never})
         scores = [
             walk_forward(table, rows, chosen, first, last, scored=rows).overall["model"]
