@@ -1,18 +1,21 @@
 """A ridge regression on one-hot calendar features, from params.yaml alone, through the real
-stack: trained on real data, registered in a real MLflow registry, served by the real app."""
+stack: trained on real data, registered in a real MLflow registry, served by the real app.
+The test values are blanked rather than their readers dropped (`test_set.embargo: values`):
+the imputer fills what the rows after a test week cannot read."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
 from powerops.core.config import load_params
 from powerops.data import stages
-from powerops.model import registry, training
+from powerops.model import registry, testset, training
 from powerops.model.reference import load_pipeline
 from tests.conftest import set_params
 
@@ -49,6 +52,7 @@ def test_ridge_on_onehot_calendar_trains_registers_and_serves(training_workspace
             "preprocess": "impute_scale",
             "first_version": 4,  # one training, on the latest version
         },
+        test_set={"embargo": "values"},
     )
     params = load_params(training_workspace / "params.yaml")
     stages.ingest(params)
@@ -58,6 +62,14 @@ def test_ridge_on_onehot_calendar_trains_registers_and_serves(training_workspace
     assert result.promoted, result.verdict
     champion = registry.alias_version(params, registry.CHAMPION)
     assert champion is not None and str(champion.version) == result.model_version
+    run = mlflow.MlflowClient(params.tracking_uri).get_run(champion.run_id)
+    job = training.Job(4, training.config_hash(params))
+    table = pd.read_parquet(job.directory(params) / training.TABLE_FILE)
+    weeks = [pd.Timestamp(w) for w in testset.load_manifest(params).weeks]
+    outside = ~testset.week_mask(table["timestamp"], weeks)
+    # Every row outside the test weeks trains, the hours after a test week included.
+    assert run.data.params["embargo"] == "values"
+    assert int(run.data.params["train_rows"]) == int(outside.sum()) < len(table)
 
     pipeline = load_pipeline(params, champion)
     assert [name for name, _ in pipeline.steps] == ["features", "impute", "scale", "model"]

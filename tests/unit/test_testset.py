@@ -221,6 +221,46 @@ def test_daily_weeks_from_monday_keep_every_row_that_reads_no_test_week() -> Non
     assert (int(first_year.sum()), int((kept & first_year).sum())) == (381, 129)
 
 
+def test_blanking_test_values_keeps_the_daily_first_year_and_learns_nothing_from_them() -> None:
+    # The daily configuration: Sunday weeks, a 28-day window. The exact row embargo
+    # keeps 29 of 381 first-year rows (each monthly test week is read for the 35 days after it
+    # starts); blanking the test values keeps every first-year row outside the test weeks.
+    params = configured(
+        "1D", horizon=7, lags=(7, 14), windows=(7, 28), week_start="sunday", holidays=False
+    )
+    train = params.train.model_copy(
+        update={"estimator_params": {"max_iter": 30, "random_state": 0}}
+    )
+    params = params.model_copy(update={"train": train})
+    frame = table("1D", "2008-11-30")
+    manifest = manifest_for(frame, params)
+    in_test = testset.week_mask(frame["timestamp"], [pd.Timestamp(w) for w in manifest.weeks])
+    first_year = frame["timestamp"] < "2008-01-01"
+    _, by_rows = testset.training_view(frame, manifest, params)
+    blank = params.model_copy(
+        update={"test_set": params.test_set.model_copy(update={"embargo": "values"})}
+    )
+    history, rows = testset.training_view(frame, manifest, blank)
+    assert int((by_rows & first_year).sum()) == 29
+    assert int((rows & first_year).sum()) == int(first_year.sum()) - 84 == 297
+    pd.testing.assert_series_equal(rows, ~in_test, check_names=False)
+    assert history.loc[in_test, TARGET].isna().all()
+    assert history.loc[~in_test, TARGET].equals(frame.loc[~in_test, TARGET])
+
+    # Leak-free through the real fit: whatever the test values are, the fitted model is the
+    # same (a row after a test week reads a missing period there, never the value).
+    huge = frame.copy()
+    huge.loc[in_test, TARGET] = 1e6 + np.random.default_rng(5).random(int(in_test.sum()))
+    fitted = []
+    for source in (frame, huge):
+        history, rows = testset.training_view(source, manifest, blank)
+        fitted.append(forecasting.fit(forecasting.make_pipeline(blank), history, rows))
+    np.testing.assert_array_equal(fitted[0].predict(frame), fitted[1].predict(frame))
+    # ... while the same fit on the unblanked table learns from them (the test can fail).
+    leaky = forecasting.fit(forecasting.make_pipeline(blank), huge, ~in_test)
+    assert not np.array_equal(fitted[0].predict(frame), leaky.predict(frame))
+
+
 def test_assert_no_overlap_names_a_row_that_reads_a_test_week_through_a_lag_only() -> None:
     params = configured("1D", horizon=1, lags=(364,), windows=(1,))
     frame = table("1D", "2008-11-30")

@@ -229,6 +229,10 @@ class PinnedTestSetConfig(_Strict):
     # The week that starts on this Monday of each month (2 = the second Monday); with
     # forecast.week_start set, on this occurrence of that day.
     monday: int = Field(default=2, ge=1, le=4)
+    # How training keeps clear of the test weeks: `rows` drops every row whose features read a
+    # test value; `values` blanks the test values in training's history instead (a missing
+    # period to lags and windows) and drops only the test weeks' own rows.
+    embargo: Literal["rows", "values"] = "rows"
 
 
 class CandidateConfig(_Strict):

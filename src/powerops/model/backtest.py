@@ -4,7 +4,7 @@ Every forecast origin from `backtest.start` to `backtest.end` (one every `foreca
 periods, as served) is forecast by a model fitted only on rows before it: refitted at the
 first origin and then every `backtest.refit_every` origins (0: never refitted). The model and
 every baseline are scored on the same rows, per horizon step and overall (RMSE, MAE, WAPE).
-Training rows exclude the pinned test set and its embargo, as in training, so a backtest
+Training keeps clear of the pinned test set as in training (`test_set.embargo`), so a backtest
 reads what a model trained at that origin could have read and nothing more.
 
 `run` reads the current dataset version, writes `reports/backtest/` (scores.json for
@@ -87,7 +87,7 @@ def run(params: Params, by: str) -> Backtest | str:
     table = training.checked_table(params, training.read_version(params, version), name)
     manifest = testset.load_manifest(params)
     if manifest is not None:  # as in training: no test week, nothing that reads one
-        rows = testset.training_mask(table["timestamp"], manifest, params)
+        table, rows = testset.training_view(table, manifest, params)
     else:
         rows = table["timestamp"].notna()
     start, end = period(params, table)

@@ -7,11 +7,17 @@ and some public holidays, in 2,016 hourly rows. Each week is stored with the `lo
 periods of history its features need, so an evaluation reads nothing but this artifact. With
 `forecast.week_start` set, weeks start on that day instead (its n-th occurrence in the month).
 
-Training never sees a test week, nor any row whose features read one: the embargo is exact.
-A row is dropped when it is in a test week, when one of its lags reads a test value (a lag is
-read only when it reaches before the row's forecast origin), or when its windows (the
-`max(windows)` periods before the origin, the last value among them) overlap a test week.
-Everything else trains, so a test week costs the rows after it that read it and no more.
+Training never sees a test value, in two ways (`test_set.embargo`):
+
+- `rows` (the default), an exact embargo: a row is dropped when it is in a test week, when one
+  of its lags reads a test value (a lag is read only when it reaches before the row's forecast
+  origin), or when its windows (the `max(windows)` periods before the origin, the last value
+  among them) overlap a test week. Everything else trains, so a test week costs the rows after
+  it that read it and no more: for hourly day-ahead, the 7 days after each test week.
+- `values`: the test values are blanked in the history training's features are computed
+  from, so the rows after a test week read a missing period there and still train. Only the
+  test weeks' rows are dropped: with monthly test weeks and a 28-day window, a daily
+  configuration keeps its first year, which `rows` would drop almost whole.
 """
 
 from __future__ import annotations
@@ -211,6 +217,31 @@ def load(params: Params) -> tuple[pd.DataFrame, TestSetManifest]:
     return pd.read_parquet(data_path), manifest
 
 
+def training_view(
+    table: pd.DataFrame, manifest: TestSetManifest, params: Params
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The history training computes features from, and the rows it fits on.
+
+    `test_set.embargo: rows`: the table itself, and the rows the exact embargo keeps
+    (`training_mask`). `values`: the table with every test-week value blanked (NaN, a
+    missing period to the lags and windows), and every row outside the test weeks: no
+    training row reads a test value, and none is dropped for reading one.
+    """
+    import pandas as pd
+
+    from powerops.data.table import TARGET
+
+    if params.test_set.embargo == "rows":
+        rows = training_mask(table["timestamp"], manifest, params)
+        assert_no_overlap(table.loc[rows, "timestamp"], manifest, params)
+        return table, rows
+    times = table["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+    starts, ends = _week_bounds(manifest)
+    in_test = pd.Series(_in_weeks(times, starts, ends), index=table.index)
+    history = table.assign(**{TARGET: table[TARGET].mask(in_test)})
+    return history, ~in_test
+
+
 def training_mask(timestamps: pd.Series, manifest: TestSetManifest, params: Params) -> pd.Series:
     """True for rows training may use: not in a test week, and reading no test value through
     their features (exactly what they read, see the module's docstring)."""
@@ -240,7 +271,6 @@ def _reads_test_weeks(
 ) -> npt.NDArray[np.bool_]:
     """For each timestamp: is the row in a test week, or does one of its features read one?"""
     import numpy as np
-    import pandas as pd
 
     from powerops.model.features import OriginLagFeatures
 
@@ -254,9 +284,7 @@ def _reads_test_weeks(
     )
     times = timestamps.to_numpy(dtype="datetime64[ns]")
     reads = features.history_reads(times)
-    weeks = np.sort(np.array([pd.Timestamp(week) for week in manifest.weeks], "datetime64[ns]"))
-    starts = weeks.view(np.int64)
-    ends = starts + pd.Timedelta(days=7).value
+    starts, ends = _week_bounds(manifest)
     touching = _in_weeks(times.view(np.int64), starts, ends)
     for lag in reads.lags.T:
         touching |= _in_weeks(lag, starts, ends)
@@ -266,6 +294,18 @@ def _reads_test_weeks(
     last = np.searchsorted(starts, reads.origin, side="left") - 1
     touching |= (last >= 0) & (reads.first < ends[np.clip(last, 0, None)])
     return touching
+
+
+def _week_bounds(
+    manifest: TestSetManifest,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The test weeks' starts and ends, sorted, as int64 nanoseconds since 1970."""
+    import numpy as np
+    import pandas as pd
+
+    weeks = np.sort(np.array([pd.Timestamp(week) for week in manifest.weeks], "datetime64[ns]"))
+    starts = weeks.view(np.int64)
+    return starts, starts + pd.Timedelta(days=7).value
 
 
 def _in_weeks(

@@ -77,6 +77,7 @@ class TrainResult:
 _ADDED_KEYS: dict[str, dict[str, Any]] = {
     "forecast": {"calendar": "ordinal", "week_start": None},
     "train": {"preprocess": "none", "candidates": [], "cv_folds": 3, "cv_fold_days": 28},
+    "test_set": {"embargo": "rows"},
 }
 
 
@@ -491,8 +492,7 @@ def build_table(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             pinned = testset.pin(table, params, datetime.now(UTC).isoformat(timespec="seconds"))
             log.info("pinned the test set: %d target rows, %s", pinned.target_rows, pinned.sha256)
         _, manifest = testset.load(params)
-        rows = testset.training_mask(table["timestamp"], manifest, params)
-        testset.assert_no_overlap(table.loc[rows, "timestamp"], manifest, params)
+        _, rows = testset.training_view(table, manifest, params)  # checks the embargo
         data = parquet_bytes(table)
         digest = sha256_bytes(data)
         job.directory(params).mkdir(parents=True, exist_ok=True)
@@ -531,11 +531,11 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             started = time.perf_counter()
             table = _load_table(params, job, record)
             _, manifest = _load_test_set(params, record)
-            rows = testset.training_mask(table["timestamp"], manifest, params)
-            chosen, trials = selection.select(params, table, rows)  # train.candidates, if any
-            pipeline = forecasting.fit(forecasting.make_pipeline(chosen), table, rows)
+            history, rows = testset.training_view(table, manifest, params)
+            chosen, trials = selection.select(params, history, rows)  # train.candidates, if any
+            pipeline = forecasting.fit(forecasting.make_pipeline(chosen), history, rows)
             data = pickle.dumps(pipeline, protocol=5)
-            profile, detector = reference.build(params, pipeline, table, rows)
+            profile, detector = reference.build(params, pipeline, history, rows)
             files = {
                 MODEL_FILE: data,
                 reference.REFERENCE_FILE: profile,
@@ -584,8 +584,8 @@ def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             table = _load_table(params, job, record)
             test_frame, manifest = _load_test_set(params, record)
             evaluation = forecasting.evaluate(_load_model(params, job, record), test_frame, params)
-            rows = testset.training_mask(table["timestamp"], manifest, params)
-            steps, cutoff = forecasting.backtest(table, rows, params)
+            history, rows = testset.training_view(table, manifest, params)
+            steps, cutoff = forecasting.backtest(history, rows, params)
             metrics = evaluation.flat() | {
                 "backtest_mae": float(steps["mae"].mean()),
                 "backtest_wape": float(np.average(steps["wape"], weights=steps["origins"])),
@@ -848,6 +848,7 @@ def _log_run(
             "lags": list(params.forecast.lags),
             "windows": list(params.forecast.windows),
             "train_rows": record["build_table"]["train_rows"],
+            "embargo": params.test_set.embargo,
             "backtest_cutoff": evaluated["backtest"]["cutoff"],
         }
     )
