@@ -16,7 +16,7 @@ from powerops.core.faults import STALL_ENV
 from powerops.data import stages
 from powerops.data.catalog import Catalog
 from powerops.data.datasets import content_hash, manifest
-from powerops.model import training
+from powerops.model import registry, training
 from tests.conftest import VENV_BIN
 from tests.faults.conftest import (
     ACTOR,
@@ -106,6 +106,30 @@ def test_a_killed_rollback_is_finished_by_one_rerun(
     rerun = powerops(workspace, "model", "rollback", "--reason", "spiky")
     assert "from version 2 to version 1" in rerun.stdout  # the same rollback, not a second
     assert registry_state(workspace) == rollback_reference
+
+
+def backtest_runs(workspace: Path) -> list[tuple[str, dict[str, float]]]:
+    """The status and metrics of every backtest run in the workspace's MLflow store."""
+    params = params_of(workspace)
+    runs = registry.client(params).search_runs(
+        [registry.experiment_id(params)], filter_string="tags.kind = 'backtest'"
+    )
+    return sorted((run.info.status, run.data.metrics) for run in runs)
+
+
+def test_a_killed_backtest_is_ended_by_one_rerun(trained: Path, tmp_path: Path) -> None:
+    reference = copy(trained, tmp_path / "reference")
+    powerops(reference, "backtest")
+    ((status, scores),) = backtest_runs(reference)
+    assert status == "FINISHED" and scores["model_rmse"] > 0
+
+    workspace = copy(trained, tmp_path / "ws")
+    crash(workspace, "backtest.logging", "backtest")  # in the run, its metrics not logged yet
+    assert backtest_runs(workspace) == [("RUNNING", {})]
+    rerun = powerops(workspace, "backtest")
+    assert "left RUNNING by a killed attempt" in rerun.stderr
+    # The same scores as the uninterrupted run; the killed attempt's run says it was killed.
+    assert backtest_runs(workspace) == [("FINISHED", scores), ("KILLED", {})]
 
 
 # Where `powerops publish` can die: while copying a batch into the working copy (a temporary

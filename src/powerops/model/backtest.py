@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from powerops.core.config import Params
+from powerops.core.faults import crash_point
 from powerops.core.storage import atomic_path, atomic_write_text
 from powerops.data.table import TARGET
 from powerops.model import forecasting
@@ -173,6 +174,8 @@ def _log_run(params: Params, result: Backtest, data_version: int, by: str) -> No
 
     tags = {"kind": RUN_KIND, "data_version": str(data_version), "trained_by": by}
     tags["config_hash"] = config_hash(params)
+    tags["attempt"] = f"{data_version}:{tags['config_hash']}:{result.start}..{result.end}"
+    _end_orphan_runs(params, tags["attempt"])
     with (
         registry.asking(params, "record the backtest"),
         mlflow.start_run(
@@ -189,9 +192,25 @@ def _log_run(params: Params, result: Backtest, data_version: int, by: str) -> No
                 "estimator": params.train.estimator,
             }
         )
+        crash_point("backtest.logging")
         for name, scores in result.overall.items():
             mlflow.log_metrics({f"{name}_{metric}": value for metric, value in scores.items()})
         for row in result.steps.to_dict("records"):
             values = {k: float(v) for k, v in row.items() if k not in ("step", "rows")}
             mlflow.log_metrics({f"step_{k}": v for k, v in values.items()}, step=int(row["step"]))
         mlflow.log_artifacts(str(params.backtest_dir), artifact_path="backtest")
+
+
+def _end_orphan_runs(params: Params, attempt: str) -> None:
+    """End as KILLED the runs of this same backtest that a killed attempt left RUNNING: a
+    backtest holds the workspace lock, so none of them is alive."""
+    from powerops.model import registry
+
+    for run in registry.running_runs(params):
+        tags = run.data.tags
+        if tags.get("kind") == RUN_KIND and tags.get("attempt") == attempt:
+            registry.end_run(params, run.info.run_id, "KILLED")
+            log.warning(
+                "backtest run %s was left RUNNING by a killed attempt: ended KILLED",
+                run.info.run_id,
+            )
