@@ -17,7 +17,7 @@ import pytest
 
 from powerops.core.config import Params, load_params
 from powerops.data.table import TARGET
-from powerops.model import forecasting, testset
+from powerops.model import forecasting, testset, walkforward
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = load_params(REPO / "params.yaml")
@@ -298,9 +298,11 @@ def test_baselines_backtest_and_pipeline_all_use_the_configured_week_start() -> 
     manifest = manifest_for(frame, params)
     rows = testset.training_mask(timestamps, manifest, params)
     with forecasting.compute_threads(params):
-        scores, cutoff = forecasting.backtest(frame, rows, params)
-    after = timestamps >= pd.Timestamp(cutoff)
-    # 2008-10-01 (a Wednesday) to 2008-11-29 (a Saturday): steps 4 to 7 come up 9 times.
-    counts = sunday_step[after].value_counts().sort_index()
-    assert scores["step"].tolist() == counts.index.tolist() == list(range(1, 8))
-    assert scores["origins"].tolist() == counts.tolist() == [8, 8, 8, 9, 9, 9, 9]
+        walked = walkforward.last_months(frame, rows, params)
+    # Training's backtest of October and November 2008 (the table ends on Saturday the 29th)
+    # forecasts from the Sundays: 8 whole weeks, from 2008-10-05 to 2008-11-23.
+    assert (walked.start, walked.end) == ("2008-10-05 00:00", "2008-11-23 00:00")
+    scored = walked.forecasts["timestamp"]
+    counts = sunday_step[timestamps.isin(scored)].value_counts().sort_index()
+    assert walked.steps["step"].tolist() == counts.index.tolist() == list(range(1, 8))
+    assert walked.steps["rows"].tolist() == counts.tolist() == [8] * 7

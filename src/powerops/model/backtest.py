@@ -24,7 +24,7 @@ from powerops.core.faults import crash_point
 from powerops.core.storage import atomic_path, atomic_write_text
 from powerops.data.table import TARGET
 from powerops.model import forecasting
-from powerops.model.walkforward import Backtest, walk_forward
+from powerops.model.walkforward import Backtest, last_months_start, walk_forward
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,8 +63,7 @@ def period(params: Params, table: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timest
     end = pd.Timestamp(settings.end) if settings.end else last
     if settings.start:
         return pd.Timestamp(settings.start), end
-    month = pd.Timestamp(last.year, last.month, 1)
-    return month - pd.DateOffset(months=settings.months - 1), end
+    return last_months_start(table, settings.months), end
 
 
 def run(params: Params, by: str) -> Backtest | str:

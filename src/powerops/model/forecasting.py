@@ -255,43 +255,6 @@ def evaluate(pipeline: Any, test_set: pd.DataFrame, params: Params) -> Evaluatio
     )
 
 
-def backtest(
-    table: pd.DataFrame, train_rows: pd.Series, params: Params
-) -> tuple[pd.DataFrame, str]:
-    """Rolling-origin backtest over the last `train.backtest_months` months of the table.
-
-    A copy of the pipeline is fitted on the usable rows before the cutoff, then forecasts
-    every origin after it from the table's own history. Returns MAE, RMSE and WAPE per
-    horizon step (and the cutoff): the forward-looking accuracy of this configuration.
-    """
-    import pandas as pd
-
-    from powerops.model.features import forecast_origin
-
-    last = table["timestamp"].max()
-    cutoff = pd.Timestamp(last.year, last.month, 1) - pd.DateOffset(
-        months=params.train.backtest_months - 1
-    )
-    model = fit(make_pipeline(params), table, train_rows & (table["timestamp"] < cutoff))
-    after = (table["timestamp"] >= cutoff) & table[TARGET].notna()
-    predictions = pd.Series(model.predict(table), index=table.index)
-    origin = forecast_origin(
-        table["timestamp"],
-        params.table.frequency,
-        params.forecast.horizon,
-        params.forecast.week_start,
-    )
-    period = pd.Timedelta(params.table.frequency).total_seconds()
-    step = ((table["timestamp"] - origin).dt.total_seconds() // period).astype(int) + 1
-    rows = []
-    for number, group in table[after].groupby(step[after]):
-        scores = metrics(group[TARGET], predictions[group.index])
-        rows.append({"step": int(number), "origins": len(group), **scores})
-    if not rows:
-        raise ForecastError(f"no rows after the backtest cutoff {cutoff:%Y-%m-%d}")
-    return pd.DataFrame(rows), f"{cutoff:%Y-%m-%d}"
-
-
 def history_periods(params: Params) -> int:
     """How many periods before the first forecast row the features read: the longest lag or
     window, plus a block."""

@@ -45,6 +45,7 @@ from powerops.model import (
     selection,
     significance,
     testset,
+    walkforward,
 )
 
 if TYPE_CHECKING:
@@ -574,7 +575,6 @@ def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
 
 def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
     """Score each model and both baselines on the pinned test set, and backtest it."""
-    import numpy as np
 
     out = []
     with forecasting.compute_threads(params):
@@ -585,19 +585,20 @@ def evaluate(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             test_frame, manifest = _load_test_set(params, record)
             evaluation = forecasting.evaluate(_load_model(params, job, record), test_frame, params)
             history, rows = testset.training_view(table, manifest, params)
-            steps, cutoff = forecasting.backtest(history, rows, params)
+            walked = walkforward.last_months(history, rows, params)
+            steps = walked.steps
             metrics = evaluation.flat() | {
-                "backtest_mae": float(steps["mae"].mean()),
-                "backtest_wape": float(np.average(steps["wape"], weights=steps["origins"])),
+                "backtest_mae": walked.overall["model"]["mae"],
+                "backtest_wape": walked.overall["model"]["wape"],
                 **{
                     f"backtest_mae_step_{int(step):02d}": float(mae)
-                    for step, mae in zip(steps["step"], steps["mae"], strict=True)
+                    for step, mae in zip(steps["step"], steps["model_mae"], strict=True)
                 },
             }
             values = {
                 "evaluation": asdict(evaluation),
                 "metrics": metrics,
-                "backtest": {"cutoff": cutoff, "steps": steps.to_dict(orient="records")},
+                "backtest": {"cutoff": walked.start[:10], "steps": steps.to_dict(orient="records")},
                 "seconds": time.perf_counter() - started,
             }
             _save(params, job, "evaluate", values)

@@ -81,6 +81,25 @@ def walk_forward(
     return _scored(params, table, predictions, steps, (chosen, refits, every))
 
 
+def last_months_start(table: pd.DataFrame, months: int) -> pd.Timestamp:
+    """The first day of the last `months` calendar months of the table."""
+    import pandas as pd
+
+    last = table["timestamp"].max()
+    first: pd.Timestamp = pd.Timestamp(last.year, last.month, 1) - pd.DateOffset(months=months - 1)
+    return first
+
+
+def last_months(table: pd.DataFrame, train_rows: pd.Series, params: Params) -> Backtest:
+    """Training's backtest: one fit on `train_rows` before the last `train.backtest_months`
+    months of the table, then every origin of those months forecast by it."""
+    start = last_months_start(table, params.train.backtest_months)
+    once = params.model_copy(
+        update={"backtest": params.backtest.model_copy(update={"refit_every": 0})}
+    )
+    return walk_forward(table, train_rows, once, start, table["timestamp"].max())
+
+
 def _fitted(template: Any, features: pd.DataFrame, table: pd.DataFrame, rows: pd.Series) -> Any:
     """A fresh copy of everything after the features, fitted on `rows` with a target."""
     from sklearn.base import clone
