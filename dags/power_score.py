@@ -1,13 +1,14 @@
 """
 ### power_score
 
-Daily at 05:00 UTC. Forecasts the next day's hours with the champion (`models:/...@champion`,
-the same Pipeline `powerops serve` uses) and writes them as a versioned output,
-`data/forecasts/<day>/model-v<version>.parquet`, plus one record in the prediction log, so that
-`power_monitor` scores them once the actuals arrive. A day already forecast by the same model
-version is left as it is. When the data ends before the run's date (a replay of old months),
-the day after the latest reading is forecast. Skips while there is no champion. Same code as
-`powerops score`.
+Daily at 05:00 UTC. Forecasts the block that holds the next day (its `forecast.horizon`
+periods: the day's hours by default) with the champion (`models:/...@champion`, the same
+Pipeline `powerops serve` uses) and writes them as a versioned output,
+`data/forecasts/<origin day>/model-v<version>.parquet`, plus one record in the prediction
+log, so that `power_monitor` scores them once the actuals arrive. A block already forecast by
+the same model version is left as it is. When the data ends before the run's date (a replay
+of old months), the block of the day after the latest reading is forecast. Skips while there
+is no champion. Same code as `powerops score`.
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ def test_predict_bad_input_metrics_and_prediction_log(
 
     # power_score's batch forecast: the day after the data, versioned, logged, idempotent.
     batch = scoring.score(params, date(2026, 11, 28))
-    assert (batch.day, batch.hours, batch.written) == (date(2007, 4, 1), 24, True)
+    assert (batch.day, batch.periods, batch.written) == (date(2007, 4, 1), 24, True)
     assert batch.path.name == f"model-v{version}.parquet"
     forecast = pd.read_parquet(batch.path)
     assert forecast["timestamp"].min() == pd.Timestamp("2007-04-01")

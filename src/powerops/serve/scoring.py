@@ -1,9 +1,11 @@
-"""Batch forecasts: the champion's hourly forecast of the next day, as a versioned output.
+"""Batch forecasts: the champion's forecast of the next block, as a versioned output.
 
-`powerops score --date D` (and the daily power_score DAG) forecasts day D from the readings
-before it, with the same Pipeline the service uses, and writes
+`powerops score --date D` (and the daily power_score DAG) forecasts the block that holds day
+D: the `forecast.horizon` periods from its origin (day D itself for hourly day-ahead; the
+week from the `forecast.week_start` day for a daily 7-day horizon), from the readings before
+the origin, with the same Pipeline the service uses, and writes
 
-    data/forecasts/<D>/model-v<version>.parquet    timestamp, load_kw, model_version, made_at
+    data/forecasts/<origin day>/model-v<version>.parquet  timestamp, load_kw, model_version, made_at
 
 An existing file for the same day and model version is left as it is, so a re-run changes
 nothing; a new champion adds its own file beside it. Each forecast is also appended to the
@@ -17,7 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ class BatchForecast:
     day: date
     model_version: str
     path: Path
-    hours: int
+    periods: int  # forecast.horizon rows
     written: bool  # False when this day's forecast by this version existed already
 
 
@@ -54,20 +56,20 @@ def score(params: Params, day: date) -> BatchForecast:
     if champion is None:
         raise ScoringError(f"{params.mlflow.model_name} has no champion yet: nothing to score")
     day = min(day, day_after_latest(params))
+    origin = block_origin(params, day)
     version = str(champion.version)
-    path = params.forecasts_dir / day.isoformat() / f"model-v{version}.parquet"
+    path = params.forecasts_dir / f"{origin:%Y-%m-%d}" / f"model-v{version}.parquet"
     if path.is_file():
-        return BatchForecast(day, version, path, len(pd.read_parquet(path)), written=False)
+        return BatchForecast(origin.date(), version, path, len(pd.read_parquet(path)), False)
 
     started = time.perf_counter()
-    midnight = datetime(day.year, day.month, day.day)
-    readings = read_window(params, midnight - forecasting.history_span(params), midnight)
+    readings = read_window(params, origin - forecasting.history_span(params), origin)
     if readings.empty:
-        raise ScoringError(f"no readings before {day}: nothing to forecast from")
+        raise ScoringError(f"no readings before {origin:%Y-%m-%d %H:%M}: nothing to forecast from")
     history = table_for(params, readings)
     period = pd.Timedelta(params.table.frequency)
-    hours = pd.date_range(midnight, midnight + timedelta(days=1), freq=period, inclusive="left")
-    ahead = pd.DataFrame({"timestamp": hours, TARGET: float("nan"), "coverage": 1.0})
+    periods = pd.date_range(origin, periods=params.forecast.horizon, freq=period)
+    ahead = pd.DataFrame({"timestamp": periods, TARGET: float("nan"), "coverage": 1.0})
     frame = pd.concat([history, ahead.astype(history.dtypes.to_dict())], ignore_index=True)
     pipeline = load_pipeline(params, champion)
     with forecasting.compute_threads(params):
@@ -76,7 +78,7 @@ def score(params: Params, day: date) -> BatchForecast:
     made_at = datetime.now(UTC)
     out = pd.DataFrame(
         {
-            "timestamp": hours,
+            "timestamp": periods,
             TARGET: values,
             "model_version": version,
             "made_at": made_at.isoformat(timespec="seconds"),
@@ -101,7 +103,22 @@ def score(params: Params, day: date) -> BatchForecast:
             )
         ],
     )
-    return BatchForecast(day, version, path, len(out), written=True)
+    return BatchForecast(origin.date(), version, path, len(out), written=True)
+
+
+def block_origin(params: Params, day: date) -> datetime:
+    """The forecast origin of the block that holds `day`'s first instant, as served."""
+    import pandas as pd
+
+    from powerops.model.features import forecast_origin
+
+    midnight = pd.Series([pd.Timestamp(day)])
+    forecast = params.forecast
+    origin = forecast_origin(
+        midnight, params.table.frequency, forecast.horizon, forecast.week_start
+    )
+    found: datetime = origin.iloc[0].to_pydatetime()
+    return found
 
 
 def summary(result: BatchForecast) -> dict[str, Any]:
@@ -109,6 +126,6 @@ def summary(result: BatchForecast) -> dict[str, Any]:
         "day": result.day.isoformat(),
         "model_version": result.model_version,
         "path": str(result.path),
-        "hours": result.hours,
+        "periods": result.periods,
         "written": result.written,
     }
