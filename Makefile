@@ -26,13 +26,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # print the catalog and the summary.
 demo: $(VENV)/.installed
 	$(BIN)/python scripts/airflow_demo.py
-	$(BIN)/powerops catalog show household_power
+	$(BIN)/powerops catalog show
 
 # The same pipeline through `dvc repro` instead of Airflow.
 demo-dvc: $(VENV)/.installed
 	$(BIN)/dvc repro
 	$(BIN)/dvc push --quiet
-	$(BIN)/powerops catalog show household_power
+	$(BIN)/powerops catalog show
 	$(BIN)/powerops testset show
 	$(BIN)/powerops model list
 

@@ -20,8 +20,18 @@ WORKSPACE = Path(os.environ.get("POWEROPS_WORKSPACE", Path(__file__).resolve().p
 # Tasks that change the workspace run one at a time: DVC's lock allows one writer, and in the
 # cluster profile the shared state has one head (powerops.ops.shared).
 WORKSPACE_POOL = "powerops_workspace"
+
+
+def raw_params() -> Any:
+    """params.yaml as PyYAML reads it, unvalidated: what parsing a DAG may read and stay
+    fast (the tasks validate the whole file with `params()`)."""
+    import yaml
+
+    return yaml.safe_load((WORKSPACE / "params.yaml").read_text())
+
+
 # Published by power_ingest, scheduling power_train: one definition, so the two cannot drift.
-DATASET = Asset("powerops://datasets/household_power")
+DATASET = Asset(f"powerops://datasets/{raw_params()['dataset']['name']}")
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "powerops",
@@ -41,9 +51,7 @@ def replay_months() -> tuple[datetime, datetime]:
     `ingest.through` in params.yaml (the first instant after it). Catchup replays exactly those
     months; a manual run for a month, whose logical date is the month's end, stays in range.
     Read with PyYAML alone, so parsing the DAG stays fast."""
-    import yaml
-
-    ingest = yaml.safe_load((WORKSPACE / "params.yaml").read_text())["ingest"]
+    ingest = raw_params()["ingest"]
     first, last = (datetime.strptime(str(ingest[key]), "%Y-%m") for key in ("start", "through"))
     after = datetime(last.year + last.month // 12, last.month % 12 + 1, 1)
     return first, after

@@ -7,10 +7,15 @@ Monthly. Takes one calendar month of the source feed through the data gate:
 2. **validate**: run the Great Expectations suite `raw_batch`; a failing batch goes to
    quarantine, an alert is emitted and the run fails without retrying;
 3. **publish**: make the batch the next dataset version (DVC snapshot and push, catalog),
-   which updates the Asset `household_power` and so schedules `power_train` and
+   which updates the dataset's Asset and so schedules `power_train` and
    `power_monitor`. A month that is already a version publishes nothing and skips: no Asset
    event, so a replay or a rerun triggers no training (unless the try that made the version
    died before its event was recorded).
+
+**A month in quarantine holds back the later ones**, as in `dvc repro`: their publish fails
+(no retry) naming the month to decide. Decide it (`powerops quarantine revalidate` after a fix,
+or `powerops quarantine reject`), then clear the held-back runs, oldest first. A rejected month
+is the only gap a version may have, and training refuses a version with a gap in words.
 
 **Which month.** Trigger with `month` (YYYY-MM) and an empty logical date to take that month
 (a logical date after `ingest.through` is past the DAG's end date, and Airflow creates no task
@@ -123,14 +128,17 @@ def power_ingest() -> None:
     # The Asset is an inlet too, only so the task can read which news it told already.
     @task(pool=WORKSPACE_POOL, inlets=[DATASET], outlets=[DATASET])
     def publish(batch: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from powerops.data import stages
 
         month = _month(context)
         by = f"airflow:power_ingest/{context['run_id']}"
         with workspace(context) as config:
-            news = stages.publish(config, [month], by=by)
+            try:
+                news = stages.publish(config, [month], by=by)
+            except stages.HeldBackError as exc:  # a data decision, not a transient fault
+                raise AirflowFailException(str(exc)) from None
             if not news and (mine := stages.published_by(config, month, by)):
                 # This run made the version in an earlier try. If that try died before Airflow
                 # recorded its Asset event, the news is still to be told; a rerun after the

@@ -1,7 +1,7 @@
 """
 ### power_monitor
 
-Daily at 06:00 UTC, and after every new dataset version (the `household_power` Asset).
+Daily at 06:00 UTC, and after every new dataset version (the dataset's Asset).
 Watches the champion and the data flowing in over the last `monitor.window_days` days:
 
 - **drift** of the model's history features, the target and the predictions, judged by effect

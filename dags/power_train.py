@@ -1,7 +1,7 @@
 """
 ### power_train
 
-Runs whenever `power_ingest` publishes a new version of the `household_power` Asset, and
+Runs whenever `power_ingest` publishes a new version of the dataset's Asset, and
 trains every dataset version the cadence asks for (`train.first_version`, `train.every`, and
 always the newest), the same steps `powerops train` and `dvc repro` run:
 
@@ -50,10 +50,15 @@ def _jobs(refs: list[dict[str, Any]]) -> list[Any]:
 def power_train() -> None:
     @task(pool=WORKSPACE_POOL)
     def build_table(**context: Any) -> list[dict[str, Any]]:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from powerops.model import training
 
         with workspace(context) as config:
-            return training.build_table(config, training.plan(config))
+            try:
+                return training.build_table(config, training.plan(config))
+            except training.TableCheckError as exc:  # bad data: a retry would fail the same
+                raise AirflowFailException(str(exc)) from None
 
     @task(pool=WORKSPACE_POOL)
     def fit(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:

@@ -176,7 +176,9 @@ def summary(params: Any, seconds: float) -> None:
         f"reports: Data Docs {params.resolve(params.validation.data_docs or 'reports')}/index.html,"
         f" alerts {params.resolve(params.alerts.log)}, alias audit {registry.audit_path(params)}"
     )
-    print("more: powerops catalog show household_power | powerops model show VERSION | make up")
+    print(
+        f"more: powerops catalog show {params.dataset.name} | powerops model show VERSION | make up"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ month, through `dag.test()`: real DAG runs and task instances in an embedded SQL
 workspace B runs `dvc repro`. Both take the first four real months with a two-week pinned
 test set. Their raw batches, dataset versions, DVC hashes, pinned test set, model versions
 and every metric must be identical; replaying the demo again changes nothing.
+
+Both name their dataset `meter_7` in params.yaml alone: the catalog entry dvc.yaml tracks,
+the Airflow Asset, the MLflow experiment and model, the demo's summary all follow the name.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from powerops.core.config import load_params
 from powerops.data.catalog import Catalog
 from powerops.model import registry, testset
 from powerops.ops import stack
-from tests.conftest import make_training_workspace, run, workspace_state
+from tests.conftest import make_training_workspace, run, set_params, workspace_state
 
 # Through the real stack: `make test` runs it, `make test-fast` does not.
 pytestmark = pytest.mark.slow
@@ -43,13 +46,16 @@ def models(workspace: Path) -> list[tuple[str | None, str | None, dict[str, floa
 def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path: Path) -> None:
     by_airflow = make_training_workspace(tmp_path / "airflow", real_source_csv)
     by_dvc = make_training_workspace(tmp_path / "dvc", real_source_csv)
+    for workspace in (by_airflow, by_dvc):
+        set_params(workspace, dataset={"name": "meter_7"})
 
     out = run([sys.executable, "scripts/airflow_demo.py"], by_airflow).stdout
     # No champion to monitor until data v3 has trained one.
     for month in ("2006-12", "2007-01", "2007-02"):
         assert f"{month}: power_ingest success, power_monitor skipped, power_train success" in out
     assert "2007-03: power_ingest success, power_monitor success, power_train success" in out
-    assert "dataset household_power: 4 versions" in out
+    assert "dataset meter_7: 4 versions" in out
+    assert "powerops catalog show meter_7" in out
     assert "model versions scored on 1 test-set hash(es)" in out
     assert "model v1: data v3" in out and "model v2: data v4" in out
     assert "champion]" in out
@@ -65,14 +71,16 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
         (runs,) = db.execute(
             "select count(*) from dag_run where dag_id = 'power_ingest'"
         ).fetchone()
+        assets = [uri for (uri,) in db.execute("select uri from asset")]
     assert runs == 4
+    assert assets == ["powerops://datasets/meter_7"]
     report = json.loads((by_airflow / "reports/monitor/latest/report.json").read_text())
     assert report["date"] == "2007-04-01" and report["champion"]["data_version"] == "3"
     assert report["live"]["days"], "March was never scored against its actuals"
     run(["dvc", "repro"], by_dvc)
 
     records = [
-        Catalog(load_params(ws / "params.yaml").catalog_dir).load("household_power")
+        Catalog(load_params(ws / "params.yaml").catalog_dir).load("meter_7")
         for ws in (by_airflow, by_dvc)
     ]
     assert [v.added.month for v in records[0].versions] == [
@@ -88,13 +96,23 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
             b.added.sha256,
             b.rows,
         )
+    assert (by_dvc / "catalog/meter_7.yaml").is_file()
     lock = yaml.safe_load((by_dvc / "dvc.lock").read_text())
+    publish = [o["path"] for o in lock["stages"]["publish"]["outs"]]
+    assert sorted(publish) == ["catalog/meter_7.yaml", "data/dataset"]
     dataset = next(o for o in lock["stages"]["publish"]["outs"] if o["path"] == "data/dataset")
     assert dataset["md5"] == records[0].versions[-1].dvc_md5
 
     pinned = [testset.load_manifest(load_params(ws / "params.yaml")) for ws in (by_airflow, by_dvc)]
     assert pinned[0] is not None and pinned[1] is not None
     assert pinned[0].sha256 == pinned[1].sha256
+    for ws in (by_airflow, by_dvc):
+        params = load_params(ws / "params.yaml")
+        assert (params.mlflow.experiment, params.mlflow.model_name) == (
+            "meter_7_forecast",
+            "meter_7_forecaster",
+        )
+        assert registry.client(params).get_registered_model("meter_7_forecaster").name
     trained = models(by_airflow)
     assert [data for data, _, _ in trained] == ["3", "4"]
     assert trained[0][2]["test_wape"] > 0 and "backtest_wape" in trained[0][2]
@@ -109,5 +127,5 @@ def test_demo_through_dag_test_matches_dvc_repro(real_source_csv: Path, tmp_path
     before = workspace_state(by_airflow)
     again = run([sys.executable, "scripts/airflow_demo.py"], by_airflow).stdout
     assert "2007-03: power_ingest success, power_monitor success, power_train success" in again
-    assert "dataset household_power: 4 versions" in again
+    assert "dataset meter_7: 4 versions" in again
     assert workspace_state(by_airflow) == before

@@ -347,3 +347,45 @@ def test_suite_file_is_reviewable_json_with_notes() -> None:
     suite = json.loads(path.read_text())
     assert suite["name"] == "raw_batch"
     assert all(e["meta"].get("notes") for e in suite["expectations"])
+
+
+def test_a_month_in_quarantine_holds_back_the_later_ones(
+    tmp_path: Path, real_source_csv: Path
+) -> None:
+    """One rule for Airflow (a month at a time) and `dvc repro` (all at once): no version skips
+    a month that waits for a decision; a rejected month is the only gap, and training refuses
+    a version with one, in words."""
+    from powerops.model import training
+
+    root = make_workspace(tmp_path / "ws", real_source_csv, through="2007-03")
+    params = load_params(root / "params.yaml")
+    stages.ingest(params)
+    raw = batch_path(params.raw_dir, "2007-01")
+    raw.chmod(0o644)
+    raw.write_bytes(parquet_bytes(assign("Voltage", slice(0, 5), 400.0)(pd.read_parquet(raw))))
+    with pytest.raises(stages.ValidationFailedError):
+        stages.validate(params, now=NOW)  # 2007-01 goes to quarantine; the others pass
+
+    # Airflow, a month at a time: 2007-02 before 2006-12 is published, then before 2007-01 is
+    # decided, is refused naming the month to publish or decide; the dataset does not move.
+    with pytest.raises(stages.HeldBackError, match=r"2006-12 is not published yet"):
+        stages.publish(params, [Month(2007, 2)], push=False)
+    assert [v.added.month for v in stages.publish(params, [Month(2006, 12)], push=False)] == [
+        "2006-12"
+    ]
+    with pytest.raises(stages.HeldBackError, match=r"batch 2007-02 is held back: 2007-01 waits"):
+        stages.publish(params, [Month(2007, 2)], push=False)
+    # `dvc repro`, every month at once: nothing past the quarantined month either.
+    assert stages.publish(params, push=False) == []
+    assert len(Catalog(params.catalog_dir).load(params.dataset.name).versions) == 1
+
+    stages.reject(params, Month(2007, 1), "meter replaced; month lost")
+    versions = stages.publish(params, push=False)
+    assert [(v.version, v.added.month) for v in versions] == [(2, "2007-02"), (3, "2007-03")]
+    record = Catalog(params.catalog_dir).load(params.dataset.name)
+    with pytest.raises(training.TableCheckError, match=r"household_power@3 lacks 2007-01 \("):
+        training.checked_table(
+            params, training.read_version(params, record.version(3)), "household_power@3"
+        )
+    first = training.checked_table(params, training.read_version(params, record.version(1)), "v1")
+    assert len(first) > 0

@@ -122,6 +122,8 @@ def test_catalog_commands(workspace: Path) -> None:
     assert "Voltage" in shown and "[kW]" in shown and "dvc hash:" in shown
     as_json = run(["powerops", "catalog", "show", "household_power@1", "--json"], workspace)
     assert '"month": "2007-01"' in as_json.stdout
+    configured = run(["powerops", "catalog", "show"], workspace).stdout  # dataset.name's
+    assert configured.startswith("household_power: ") and "versions (1):" in configured
     helps = run(["powerops", "data", "checkout", "--help"], workspace).stdout
     assert "byte-identical" in helps
 

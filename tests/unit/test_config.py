@@ -185,3 +185,48 @@ def test_week_start_needs_blocks_of_whole_days_or_of_a_divisor_of_a_day(
     with pytest.raises(ConfigError) as raised:
         parse_params(data, REPO)
     assert str(raised.value) == f"params.yaml: {error}"
+
+
+def test_mlflow_names_follow_the_dataset_name_unless_set() -> None:
+    data = shipped()
+    data["dataset"]["name"] = "meter_7"
+    params = parse_params(data, REPO)
+    assert (params.mlflow.experiment, params.mlflow.model_name) == (
+        "meter_7_forecast",
+        "meter_7_forecaster",
+    )
+    data["mlflow"]["model_name"] = "chosen"
+    assert parse_params(data, REPO).mlflow.model_name == "chosen"
+    del data["mlflow"]
+    assert parse_params(data, REPO).mlflow.experiment == "meter_7_forecast"
+    data["mlflow"] = {"model_name": ""}
+    with pytest.raises(ConfigError, match=r"mlflow\.model_name"):
+        parse_params(data, REPO)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "says"),
+    [
+        ("source", "frequency", "daily", "source.frequency: 'daily' is not a fixed-length"),
+        ("table", "frequency", "1W", "table.frequency: '1W' is not a fixed-length frequency"),
+        ("table", "frequency", "W-SUN", "write a count and one of s, min, h or D"),
+        ("table", "frequency", "90s", "table.frequency: 90s is not a whole number of source"),
+        ("table", "target_column", "load", "table.target_column: 'load' is not among source"),
+    ],
+)
+def test_cross_field_checks_name_the_key_the_value_and_what_is_allowed(
+    section: str, key: str, value: str, says: str
+) -> None:
+    data = shipped()
+    data[section][key] = value
+    with pytest.raises(ConfigError) as error:
+        parse_params(data, REPO)
+    message = str(error.value)
+    assert says in message and "\n" not in message, message
+
+
+def test_fixed_frequencies_in_every_unit_load() -> None:
+    data = shipped()
+    for frequency in ("15min", "1h", "3h", "1D", "7D", "D"):
+        data["table"]["frequency"] = frequency
+        assert parse_params(data, REPO).table.frequency == frequency

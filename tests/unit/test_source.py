@@ -76,6 +76,9 @@ def test_parquet_source_and_custom_timestamp_format(minute_frame: Frame, tmp_pat
     uci.to_csv(tmp_path / "uci.txt", index=False, sep=";")
     config = CONFIG.model_copy(update={"timestamp_format": "%d/%m/%Y %H:%M:%S", "delimiter": ";"})
     pd.testing.assert_frame_equal(read_source(tmp_path / "uci.txt", config, progress=False), frame)
+    # Read with the default delimiter, the header is one column: the error names the key.
+    with pytest.raises(SourceError, match=r"the header holds ';': set source\.delimiter to it"):
+        read_source(tmp_path / "uci.txt", CONFIG.model_copy(update={"timestamp_format": None}))
 
 
 def test_missing_column_and_missing_file_name_the_problem(

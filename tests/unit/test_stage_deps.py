@@ -11,6 +11,7 @@ called). Only `if TYPE_CHECKING:` blocks are left out; they never run.
 from __future__ import annotations
 
 import ast
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -25,7 +26,22 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 PACKAGE = "powerops"
 CLI = f"{PACKAGE}.ops.cli"
-DVC_YAML: dict[str, Any] = yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def templated(text: str, values: dict[str, Any]) -> str:
+    """dvc.yaml with each `${a.b}` replaced by params.yaml's value, as DVC interpolates it."""
+
+    def value(match: re.Match[str]) -> str:
+        found: Any = values
+        for key in match.group(1).split("."):
+            found = found[key]
+        return str(found)
+
+    return re.sub(r"\$\{(\w+(?:\.\w+)*)\}", value, text)
+
+
+PARAMS_YAML: dict[str, Any] = yaml.safe_load((REPO / "params.yaml").read_text())
+DVC_YAML: dict[str, Any] = yaml.safe_load(templated((REPO / "dvc.yaml").read_text(), PARAMS_YAML))
 STAGES: dict[str, dict[str, Any]] = DVC_YAML["stages"]
 
 

@@ -261,6 +261,26 @@ def test_blanking_test_values_keeps_the_daily_first_year_and_learns_nothing_from
     assert not np.array_equal(fitted[0].predict(frame), leaky.predict(frame))
 
 
+def test_too_few_rows_to_train_names_the_settings_that_decide_it() -> None:
+    from powerops.model import training
+
+    params = configured("1D", horizon=7, lags=(7, 14), windows=(7, 28), week_start="sunday")
+    frame = table("1D", "2007-12-31")  # the first year alone
+    manifest = manifest_for(frame, params)
+    history, rows = testset.training_view(frame, manifest, params)
+    with pytest.raises(training.TableCheckError) as error:
+        training._check_enough_rows(params, "household_power@13", frame, history, rows)
+    message = str(error.value)
+    assert message.startswith("household_power@13: only 29 of its 380 rows may train"), message
+    assert "remove 351" in message and "train.first_version, now 13" in message
+    assert message.endswith("or set test_set.embargo: values")
+    blank = params.model_copy(
+        update={"test_set": params.test_set.model_copy(update={"embargo": "values"})}
+    )
+    history, rows = testset.training_view(frame, manifest, blank)
+    training._check_enough_rows(blank, "household_power@13", frame, history, rows)  # 297 rows
+
+
 def test_assert_no_overlap_names_a_row_that_reads_a_test_week_through_a_lag_only() -> None:
     params = configured("1D", horizon=1, lags=(364,), windows=(1,))
     frame = table("1D", "2008-11-30")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -161,6 +162,58 @@ def _call_problem(node: ast.Call, columns: Collection[str]) -> str | None:
     return next((problem for problem in problems if problem), None)
 
 
+# A fixed-length frequency, as params.yaml may write one: a count and a unit pandas reads.
+_FIXED_FREQUENCY = re.compile(r"^([1-9][0-9]*)?(s|min|h|D)$")
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "D": 86400}
+
+
+def frequency_seconds(text: str) -> int | None:
+    """The length in seconds of a fixed-length frequency such as `1min`, `15min`, `1h` or
+    `1D`; None for anything else (calendar frequencies such as `1W` or `MS` included)."""
+    found = _FIXED_FREQUENCY.match(text)
+    if found is None:
+        return None
+    return int(found.group(1) or 1) * _UNIT_SECONDS[found.group(2)]
+
+
+def _frequency_problems(source: SourceConfig, table: TableConfig) -> list[tuple[str, str]]:
+    """Both frequencies fixed-length, the table's a whole multiple of the source's, and the
+    target among the source's columns."""
+    problems: list[tuple[str, str]] = []
+    lengths = {}
+    for key, value in (
+        ("source.frequency", source.frequency),
+        ("table.frequency", table.frequency),
+    ):
+        lengths[key] = frequency_seconds(value)
+        if lengths[key] is None:
+            problems.append(
+                (
+                    key,
+                    f"{value!r} is not a fixed-length frequency: write a count and one of "
+                    "s, min, h or D (e.g. 1min, 15min, 1h, 1D, 7D)",
+                )
+            )
+    every, period = lengths["source.frequency"], lengths["table.frequency"]
+    if every and period and period % every:
+        problems.append(
+            (
+                "table.frequency",
+                f"{table.frequency} is not a whole number of source.frequency "
+                f"({source.frequency}) readings: each table period averages whole readings",
+            )
+        )
+    if table.target_column not in source.columns:
+        problems.append(
+            (
+                "table.target_column",
+                f"{table.target_column!r} is not among source.columns "
+                f"({', '.join(source.columns)})",
+            )
+        )
+    return problems
+
+
 class _KeyProblems(ValueError):
     """Problems a cross-field check found, each under the full key it belongs to."""
 
@@ -296,11 +349,13 @@ class GateConfig(_Strict):
 
 
 class MlflowConfig(_Strict):
-    """Where runs and the model registry live; null means SQLite in the workspace."""
+    """Where runs and the model registry live; null means SQLite in the workspace. The names,
+    when null or left out, are `<dataset.name>_forecast` and `<dataset.name>_forecaster`
+    (Params fills them in)."""
 
     tracking_uri: str | None = None
-    experiment: str = "household_power_forecast"
-    model_name: str = "household_power_forecaster"
+    experiment: str = Field(min_length=1)
+    model_name: str = Field(min_length=1)
 
 
 class StateConfig(_Strict):
@@ -448,7 +503,7 @@ class Params(_Strict):
     train: TrainConfig = TrainConfig()
     gate: GateConfig = GateConfig()
     backtest: BacktestConfig = BacktestConfig()
-    mlflow: MlflowConfig = MlflowConfig()
+    mlflow: MlflowConfig
     state: StateConfig = StateConfig()
     stack: StackConfig = StackConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -457,6 +512,28 @@ class Params(_Strict):
     paths: PathsConfig = PathsConfig()
     # Directory holding params.yaml; relative paths resolve against it. Not read from the file.
     root: Path = Path(".")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mlflow_names_from_the_dataset(cls, data: Any) -> Any:
+        """mlflow.experiment and mlflow.model_name, when null or left out, from dataset.name."""
+        if not isinstance(data, Mapping):
+            return data
+        dataset, mlflow = data.get("dataset"), data.get("mlflow") or {}
+        if not isinstance(dataset, Mapping) or not isinstance(mlflow, Mapping):
+            return data  # the section's own validation names the problem
+        name = dataset.get("name")
+        if not isinstance(name, str):
+            return data
+        named = {"experiment": f"{name}_forecast", "model_name": f"{name}_forecaster"}
+        mlflow = {**mlflow, **{k: v for k, v in named.items() if mlflow.get(k) is None}}
+        return {**data, "mlflow": mlflow}
+
+    @model_validator(mode="after")
+    def _frequencies_and_target_fit(self) -> Params:
+        if problems := _frequency_problems(self.source, self.table):
+            raise _KeyProblems(problems)
+        return self
 
     @model_validator(mode="after")
     def _derived_columns_evaluate(self) -> Params:

@@ -191,7 +191,7 @@ def _check_columns(path: Path, available: list[str], wanted: list[str], where: s
         raise SourceError(
             f"{path}: missing column(s) {', '.join(missing)}; it has "
             f"{printable(', '.join(available), limit=500)} "
-            "(check source.timestamp_column and source.columns)"
+            f"({_delimiter_hint(available) or 'check source.timestamp_column and source.columns'})"
         )
     for column in wanted:
         # Arrow would silently keep the first of two same-named columns.
@@ -200,6 +200,17 @@ def _check_columns(path: Path, available: list[str], wanted: list[str], where: s
                 f"{path}: column `{column}` appears {count} times in the {where}; "
                 "a repeated column is ambiguous: fix the file"
             )
+
+
+def _delimiter_hint(header: list[str]) -> str:
+    """A hint when the header came out as one column that holds another delimiter: the file
+    is split by something else than source.delimiter."""
+    if len(header) != 1:
+        return ""
+    for other, name in ((";", "';'"), ("\t", "'\\t' (a tab)"), (",", "','"), ("|", "'|'")):
+        if other in header[0]:
+            return f"the header holds {name}: set source.delimiter to it"
+    return ""
 
 
 def slice_month(frame: pd.DataFrame, month: Month, timestamp_column: str) -> pd.DataFrame:

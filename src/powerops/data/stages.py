@@ -132,6 +132,10 @@ class ValidationFailedError(PowerOpsError):
     """One or more batches failed validation and wait in quarantine for a decision."""
 
 
+class HeldBackError(ValidationFailedError):
+    """A batch waits behind an earlier month that is neither published nor rejected."""
+
+
 def _raw_batches(params: Params, months: list[Month] | None) -> dict[str, Path]:
     """The raw batches asked for (default: all), oldest first; an absent month is an error."""
     raw = batch_files(params.raw_dir)
@@ -336,6 +340,12 @@ def publish(
         verdict = _acceptable(params, record, month, raw_path, strict=months is not None)
         if verdict is None:
             continue
+        if waiting := _waiting_before(params, record, month):
+            held = f"batch {month} is held back: {waiting} (no version skips a month)"
+            if months is not None:
+                raise HeldBackError(held)
+            log.warning("%s", held)
+            break
         version = _add_version(params, record, month, verdict, push, by)
         catalog.save(record)  # after every version: a crash later keeps this one recorded
         crash_point("publish.after_catalog")
@@ -343,6 +353,30 @@ def publish(
     if not catalog.exists(record.name):
         catalog.save(record)
     return published
+
+
+def _waiting_before(params: Params, record: DatasetRecord, month: str) -> str | None:
+    """Why `month` may not be published yet: an ingested month after the dataset's last one
+    and before `month` that is neither published nor rejected. Both paths, Airflow's month by
+    month and `dvc repro`'s all at once, keep this one rule, so a version never lacks a
+    month silently: a rejected month is the only gap, and a deliberate one."""
+    published = months_in(record)
+    last = max(published, default="")
+    quarantine = Quarantine(params.quarantine_dir)
+    for earlier in sorted(batch_files(params.raw_dir)):
+        if not last < earlier < month or earlier in published:
+            continue
+        held = quarantine.load(earlier)
+        if held is not None and held.status == "rejected":
+            continue
+        if held is not None and held.status == "quarantined":
+            return (
+                f"{earlier} waits in quarantine: decide it first (`powerops quarantine "
+                f"revalidate {earlier}` after a fix, or `powerops quarantine reject {earlier} "
+                "--reason ...`)"
+            )
+        return f"{earlier} is not published yet: validate and publish it first"
+    return None
 
 
 def published_by(params: Params, month: Month, by: str) -> VersionRecord | None:

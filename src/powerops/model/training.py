@@ -59,6 +59,11 @@ class TrainingError(PowerOpsError):
     """Training cannot run on this data or configuration (the message says why)."""
 
 
+class TableCheckError(TrainingError):
+    """The modelling table of a dataset version failed its checks: a data problem, which no
+    retry fixes (the power_train DAG fails without retrying)."""
+
+
 @dataclass
 class TrainResult:
     """What one training produced: small, JSON-able, fit for XCom and logs."""
@@ -139,14 +144,25 @@ def read_version(params: Params, version: VersionRecord) -> pd.DataFrame:
 
 
 def checked_table(params: Params, readings: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The modelling table of these readings, checked by the `training_table` suite."""
+    """The modelling table of these readings, checked by the `training_table` suite. A version
+    that lacks a month (one rejected from quarantine) is refused first, in words."""
+    import numpy as np
+
     from powerops.data.validation import validate_table
 
     timestamps = readings[params.source.timestamp_column]
+    months = np.unique(timestamps.to_numpy().astype("datetime64[M]"))
+    every = np.arange(months[0], months[-1] + 1)
+    if lacking := [str(month) for month in np.setdiff1d(every, months)]:
+        raise TableCheckError(
+            f"{name} lacks {', '.join(lacking)} (a month rejected from quarantine leaves a gap): "
+            "the modelling table needs every period from the first month to the last, so this "
+            "version cannot train; earlier versions still can (`powerops train --data-version N`)"
+        )
     table = table_for(params, readings)
     report = validate_table(table, params, timestamps.iloc[0], timestamps.iloc[-1], name)
     if not report.success:
-        raise TrainingError(report.message())
+        raise TableCheckError(report.message())
     return table
 
 
@@ -493,7 +509,8 @@ def build_table(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
             pinned = testset.pin(table, params, datetime.now(UTC).isoformat(timespec="seconds"))
             log.info("pinned the test set: %d target rows, %s", pinned.target_rows, pinned.sha256)
         _, manifest = testset.load(params)
-        _, rows = testset.training_view(table, manifest, params)  # checks the embargo
+        history, rows = testset.training_view(table, manifest, params)  # checks the embargo
+        _check_enough_rows(params, name, table, history, rows)
         data = parquet_bytes(table)
         digest = sha256_bytes(data)
         job.directory(params).mkdir(parents=True, exist_ok=True)
@@ -521,6 +538,25 @@ def build_table(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:
         )
         out.append(job.ref() | {"table_sha256": digest[:16]})
     return out
+
+
+def _check_enough_rows(
+    params: Params, name: str, table: pd.DataFrame, history: pd.DataFrame, rows: pd.Series
+) -> None:
+    """Enough rows to fit once the pinned test set and its embargo are left out; otherwise a
+    data error naming the settings that decide it."""
+    usable = int((rows & history[TARGET].notna()).sum())
+    if usable >= forecasting.MIN_TRAINING_ROWS:
+        return
+    known = int(table[TARGET].notna().sum())
+    raise TableCheckError(
+        f"{name}: only {usable} of its {known} rows may train, fewer than the "
+        f"{forecasting.MIN_TRAINING_ROWS} a fit needs: the pinned test set (test_set.months "
+        f"{params.test_set.months}, a week each) and its embargo (test_set.embargo "
+        f"{params.test_set.embargo}) remove {known - usable}; start training on a later version "
+        f"(train.first_version, now {params.train.first_version})"
+        + (" or set test_set.embargo: values" if params.test_set.embargo == "rows" else "")
+    )
 
 
 def fit(params: Params, jobs: list[Job]) -> list[dict[str, Any]]:

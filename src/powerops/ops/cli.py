@@ -352,7 +352,7 @@ def cmd_catalog_search(params: Params, args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_show(params: Params, args: argparse.Namespace) -> int:
-    name, version = parse_ref(args.ref)
+    name, version = parse_ref(args.ref or params.dataset.name)
     record = Catalog(params.catalog_dir).load(name)
     if args.json:
         data = record.version(version).model_dump() if version else record.model_dump()
@@ -526,7 +526,12 @@ def _dataset_commands(commands: Any) -> None:
     )
     _add(catalog, "list", cmd_catalog_list, "every dataset with its latest version")
     show = _add(catalog, "show", cmd_catalog_show, "a dataset's documentation and versions")
-    show.add_argument("ref", metavar="NAME[@VERSION]", help="e.g. household_power@5")
+    show.add_argument(
+        "ref",
+        nargs="?",
+        metavar="NAME[@VERSION]",
+        help="e.g. household_power@5; default: the configured dataset (dataset.name)",
+    )
     show.add_argument("--json", action="store_true", help="print the catalog record as JSON")
     search = _add(
         catalog,
