@@ -230,3 +230,27 @@ def test_fixed_frequencies_in_every_unit_load() -> None:
     for frequency in ("15min", "1h", "3h", "1D", "7D", "D"):
         data["table"]["frequency"] = frequency
         assert parse_params(data, REPO).table.frequency == frequency
+
+
+def test_energy_follows_the_target_unit_and_the_period() -> None:
+    from powerops.core.config import kwh_per_value
+
+    assert kwh_per_value("kW", "1h") == 1.0  # the household: one hour of kW is a kWh
+    assert kwh_per_value("kW", "1D") == 24.0  # a day's mean kW
+    assert kwh_per_value("kW", "15min") == 0.25
+    assert kwh_per_value("MW", "1h") == 1000.0
+    assert kwh_per_value("MWh", "1D") == 1000.0  # an energy per period: the value itself
+    assert kwh_per_value("Wh", "1min") == 0.001
+    data = shipped()
+    data["dataset"]["target_unit"] = "MWh/day"
+    with pytest.raises(ConfigError, match=r"dataset\.target_unit: Input should be 'W'"):
+        parse_params(data, REPO)
+
+
+def test_counts_of_periods_read_in_the_frequency_s_words() -> None:
+    from powerops.core.config import periods_text
+
+    assert periods_text(30, "1D") == "30 days"
+    assert periods_text(720, "1h") == "720 hours"
+    assert periods_text(1, "1D") == "1 day"
+    assert periods_text(96, "15min") == "96 periods of 15min"

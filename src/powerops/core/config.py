@@ -79,6 +79,10 @@ class DatasetConfig(_Strict):
     license: str = ""
     source_description: str = ""
     columns: tuple[ColumnDoc, ...] = ()
+    # The unit of the table's target: a power (W, kW, MW, GW; a period's energy is the value
+    # times the period's length) or an energy per period (Wh, kWh, MWh, GWh). Monitoring's
+    # energy and money figures follow from it.
+    target_unit: Literal["W", "kW", "MW", "GW", "Wh", "kWh", "MWh", "GWh"] = "kW"
 
 
 class IngestConfig(_Strict):
@@ -174,6 +178,31 @@ def frequency_seconds(text: str) -> int | None:
     if found is None:
         return None
     return int(found.group(1) or 1) * _UNIT_SECONDS[found.group(2)]
+
+
+_KILO = {"": 0.001, "k": 1.0, "M": 1e3, "G": 1e6}  # W or Wh per kW or kWh
+
+
+def kwh_per_value(target_unit: str, frequency: str) -> float:
+    """The kWh one period's target value stands for: value x period hours for a power unit,
+    the value itself for an energy unit (each scaled to kilo)."""
+    prefix, _, energy = target_unit.partition("W")
+    scale = _KILO[prefix]
+    if energy == "h":
+        return scale
+    seconds = frequency_seconds(frequency)
+    if seconds is None:
+        raise ValueError(f"frequency {frequency!r} is not a fixed-length frequency")
+    return scale * seconds / 3600
+
+
+def periods_text(count: int, frequency: str) -> str:
+    """`count` periods of `frequency` in words: `30 days`, `720 hours`, `96 periods of 15min`."""
+    names = {"1h": "hour", "h": "hour", "1D": "day", "D": "day", "1min": "minute"}
+    name = names.get(frequency)
+    if name is None:
+        return f"{count} periods of {frequency}"
+    return f"{count} {name}" + ("" if count == 1 else "s")
 
 
 def _frequency_problems(source: SourceConfig, table: TableConfig) -> list[tuple[str, str]]:
@@ -449,7 +478,7 @@ class MonitorConfig(_Strict):
     slo_window_days: int = Field(default=30, ge=1)
     slos: tuple[SloConfig, ...] = ()
     burn_rules: tuple[BurnRule, ...] = ()
-    cost_per_kwh: float = Field(default=0.25, ge=0)
+    cost_per_kwh: float = Field(default=0.25, ge=0)  # energy in kWh via dataset.target_unit
     currency: str = "EUR"
 
 

@@ -57,8 +57,10 @@ def day_events(
     schema_bad: bool,
     training_end: pd.Timestamp,
     champion: str,
+    kwh_per_value: float,
 ) -> dict[str, dict[str, Any]]:
-    """Per day of the window with readings: live error (out of sample only), outliers, schema."""
+    """Per day of the window with readings: live error (out of sample only), outliers, schema.
+    Energies are in kWh: each value times `kwh_per_value` (config.kwh_per_value)."""
     days: dict[str, dict[str, Any]] = {}
     frame = table.loc[in_window, ["timestamp", TARGET]].assign(
         prediction=predictions, naive=naive, outlier=outliers
@@ -73,15 +75,17 @@ def day_events(
             },
             "schema": {"rows": len(part), "bad": len(part) if schema_bad else 0},
         }
-        live = _live_day(part, training_end)
+        live = _live_day(part, training_end, kwh_per_value)
         if live is not None:
             record["live"] = live
         days[str(day)] = record
     return days
 
 
-def _live_day(part: pd.DataFrame, training_end: pd.Timestamp) -> dict[str, Any] | None:
-    """One day's error and benefit on the hours the champion never trained on."""
+def _live_day(
+    part: pd.DataFrame, training_end: pd.Timestamp, kwh_per_value: float
+) -> dict[str, Any] | None:
+    """One day's error and benefit, in kWh, on the periods the champion never trained on."""
     import numpy as np
 
     actual = part[TARGET]
@@ -89,10 +93,10 @@ def _live_day(part: pd.DataFrame, training_end: pd.Timestamp) -> dict[str, Any] 
     scored = scored[scored["timestamp"] > training_end]
     if not len(scored):
         return None
-    error = np.abs(scored["prediction"] - scored[TARGET])
+    error = np.abs(scored["prediction"] - scored[TARGET]) * kwh_per_value
     both = scored["naive"].notna()
-    naive_error = np.abs(scored.loc[both, "naive"] - scored.loc[both, TARGET])
-    actual_kwh = float(scored[TARGET].abs().sum())  # kW over one hour = kWh
+    naive_error = np.abs(scored.loc[both, "naive"] - scored.loc[both, TARGET]) * kwh_per_value
+    actual_kwh = float(scored[TARGET].abs().sum()) * kwh_per_value
     return {
         "hours": len(scored),
         "actual_kwh": actual_kwh,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from powerops.core.config import Params
+from powerops.core.config import Params, kwh_per_value, periods_text
 from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text
 from powerops.data.table import TARGET
@@ -132,7 +132,11 @@ def monitor(params: Params, today: date, by: str = "") -> MonitorReport:
     recorded = record_events(params, champion, scored, today)
     report = MonitorReport(
         date=today.isoformat(),
-        window=Window(start=scored.start.isoformat(), end=scored.end.isoformat()),
+        window=Window(
+            start=scored.start.isoformat(),
+            end=scored.end.isoformat(),
+            frequency=params.table.frequency,
+        ),
         champion=_champion_info(champion, scored.end),
         data=_data_info(params, scored, today),
         drift=drift_section(params, champion.reference, scored),
@@ -236,6 +240,7 @@ def record_events(
         bool(scored.schema_issues),
         champion.reference.training_end,
         champion.version,
+        kwh_per_value(params.dataset.target_unit, params.table.frequency),
     )
     events.add_data_days(recorded, days)
     log_days = events.log_indicators(params, scored.start, scored.end, champion.pipeline)
@@ -445,11 +450,12 @@ def summary_lines(report: MonitorReport) -> list[str]:
     lines = [
         f"monitor {report.date}: champion v{champion.version} ({champion.age_days:.0f} days "
         f"past its training data), window {report.window.start[:10]}..{report.window.end[:10]}, "
-        f"{data.hours} hours, data age {data.age_days:.1f} d",
+        f"{periods_text(data.hours, report.window.frequency)}, data age {data.age_days:.1f} d",
         "drifted: "
         + (", ".join(report.drift.drifted) or "none")
         + (f" ({report.drift.note})" if report.drift.note else ""),
-        f"outliers: {report.outliers.rate:.1%} of {report.outliers.hours} hours (training "
+        f"outliers: {report.outliers.rate:.1%} of "
+        f"{periods_text(report.outliers.hours, report.window.frequency)} (training "
         f"{report.outliers.training_rate:.1%}); schema issues: "
         + ("; ".join(report.schema_.issues) or "none"),
     ]

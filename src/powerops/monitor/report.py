@@ -8,7 +8,7 @@ import io
 from datetime import date
 from typing import Any
 
-from powerops.core.config import Params
+from powerops.core.config import Params, periods_text
 from powerops.data.table import TARGET
 from powerops.model.reference import PREDICTION
 from powerops.monitor.result import MonitorReport
@@ -238,7 +238,8 @@ def _overview(report: MonitorReport) -> str:
     champion, data, changes = report.champion, report.data, report.alerts
     firing = ", ".join(changes.firing) or "none"
     return f"""<p>Window {report.window.start[:10]} to {report.window.end[:10]} (exclusive):
-{data.hours} hours; latest reading {data.latest_reading} ({data.age_days:.1f} days old).
+{periods_text(data.hours, report.window.frequency)}; latest reading {data.latest_reading}
+({data.age_days:.1f} days old).
 Champion <b>v{champion.version}</b> (data v{champion.data_version}, pinned-test WAPE
 {champion.test_wape}, trained on data through {champion.training_end[:10]}: the window
 ends {champion.age_days:.0f} days later).</p>
@@ -285,6 +286,7 @@ def _outliers_and_skew(report: MonitorReport) -> str:
     skewed = sum(day.feature_skew.bad for day in report.log.values())
     return f"""<h2>Outliers and skew</h2>
 <p>Outliers (IsolationForest fitted with the model): {outliers.rate:.1%} of
-{outliers.hours} hours (training: {outliers.training_rate:.1%}).
+{periods_text(outliers.hours, report.window.frequency)} (training:
+{outliers.training_rate:.1%}).
 Schema against the training signature: {html.escape(schema)}.
 Prediction log: {requests} requests in the window, {skewed} rows with feature skew.</p>"""

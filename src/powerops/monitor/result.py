@@ -17,6 +17,7 @@ class _Part(BaseModel):
 class Window(_Part):
     start: str
     end: str  # exclusive
+    frequency: str = "1h"  # table.frequency: what the counts of periods below count
 
 
 class ChampionInfo(_Part):
@@ -28,7 +29,7 @@ class ChampionInfo(_Part):
 
 
 class DataInfo(_Part):
-    hours: int
+    hours: int  # periods of window.frequency (hours by default)
     latest_reading: str
     age_days: float
     quarantined: list[str]
@@ -62,7 +63,7 @@ class Drift(_Part):
 
 
 class Outliers(_Part):
-    hours: int
+    hours: int  # periods of window.frequency
     outliers: int
     rate: float
     training_rate: float
@@ -103,7 +104,7 @@ class LogDay(_Part):
 
 class LiveDay(_Part):
     day: str
-    hours: int
+    hours: int  # periods of window.frequency; energies in kWh (dataset.target_unit)
     actual_kwh: float
     abs_error_kwh: float
     wape: float | None
