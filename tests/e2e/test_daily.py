@@ -1,7 +1,8 @@
 """A daily, 7-day-ahead forecaster with Sunday weeks, from params.yaml alone, through the real
 stack: six synthetic months ingested, validated and published, trained with the test values
 blanked (`test_set.embargo: values`), registered, and `powerops score` forecasting the whole
-week of the block that holds the day asked for."""
+week of the block that holds the day asked for, and monitoring that does not call 30 daily
+rows drift."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from powerops.core.config import load_params
 from powerops.data import stages
 from powerops.model import training
+from powerops.monitor import monitoring
 from powerops.serve import scoring
 from tests.conftest import make_workspace, minute_readings, set_params
 
@@ -73,3 +75,12 @@ def test_a_daily_week_ahead_model_trains_and_scores_the_whole_week(tmp_path: Pat
     # Any day of that week gives the same file, written once.
     again = scoring.score(params, date(2008, 6, 28))
     assert not again.written and again.path == batch.path
+
+    # Monitoring April, inside the champion's own training data: 30 daily rows are too few to
+    # judge drift (monitor.drift.min_rows), and the report says so instead of alerting.
+    report = monitoring.monitor(params, date(2008, 5, 1))
+    assert report.drift.drifted == [] and "drift:data" not in report.alerts.firing
+    assert "30 days in the window, fewer than monitor.drift.min_rows (100)" in (
+        report.drift.note or ""
+    )
+    assert "window 2008-04-01..2008-05-01, 30 days," in monitoring.summary_lines(report)[0]

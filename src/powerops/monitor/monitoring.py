@@ -315,22 +315,35 @@ def drift_section(params: Params, reference: Reference, scored: Scored) -> Drift
         reference.profile, columns, chosen, config.psi, config.wasserstein, scale
     )
     groups = {TARGET: "target", PREDICTION: "prediction"}
+    judged = len(columns[TARGET]) >= config.min_rows
     rows = [
-        DriftColumn.model_validate(s.to_dict() | {"group": groups.get(s.column, "features")})
+        DriftColumn.model_validate(
+            s.to_dict()
+            | {"group": groups.get(s.column, "features"), "drifted": s.drifted and judged}
+        )
         for s in scores
     ]
+    notes = (
+        []
+        if chosen
+        else [f"the champion's training data has no months {seasons}: compared with all of it"]
+    )
+    if not judged:
+        notes.append(
+            f"{periods_text(len(columns[TARGET]), params.table.frequency)} in the window, fewer "
+            f"than monitor.drift.min_rows ({config.min_rows}): drift not judged (widen "
+            "monitor.window_days)"
+        )
     return Drift(
         seasons=chosen or sorted(available),
-        note=None
-        if chosen
-        else f"the champion's training data has no months {seasons}: compared with all of it",
+        note="; ".join(notes) or None,
         columns=rows,
         drifted=[r.column for r in rows if r.drifted],
         feature_share=config.feature_share,
         distributions={
             s.column: _distribution(reference.profile.columns[s.column], chosen, columns[s.column])
             for s in scores
-            if s.drifted or s.column in (TARGET, PREDICTION)
+            if (s.drifted and judged) or s.column in (TARGET, PREDICTION)
         },
     )
 
