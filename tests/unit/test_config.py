@@ -1,4 +1,5 @@
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,19 @@ def test_counts_of_periods_read_in_the_frequency_s_words() -> None:
     assert periods_text(720, "1h") == "720 hours"
     assert periods_text(1, "1D") == "1 day"
     assert periods_text(96, "15min") == "96 periods of 15min"
+
+
+def test_holidays_are_french_a_list_of_days_or_off_when_unset() -> None:
+    from powerops.model import forecasting
+
+    data = shipped()
+    assert parse_params(data, REPO).forecast.holidays is True  # the household: France
+    data["forecast"]["holidays"] = [date(2007, 4, 10), "2007-12-24"]
+    listed = parse_params(data, REPO)
+    calendar = forecasting.features_of(forecasting.make_pipeline(listed)).transformer_list[0][1]
+    assert calendar.holidays == ("2007-04-10", "2007-12-24")
+    del data["forecast"]["holidays"]
+    assert parse_params(data, REPO).forecast.holidays is False
+    data["forecast"]["holidays"] = ["10/04/2007"]
+    with pytest.raises(ConfigError, match=r"forecast\.holidays"):
+        parse_params(data, REPO)

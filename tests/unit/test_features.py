@@ -703,7 +703,7 @@ def test_fit_rejects_bad_parameters(params: dict[str, Any], message: str) -> Non
 
 def test_calendar_fit_rejects_bad_parameters() -> None:
     X = table("2008-03-01", 24)
-    with pytest.raises(ValueError, match="holidays must be True or False"):
+    with pytest.raises(ValueError, match=r"holidays must be True \(French public holidays\)"):
         CalendarFeatures(holidays="yes").fit(X)
     with pytest.raises(ValueError, match="non-empty column name"):
         CalendarFeatures(timestamp_column=None).fit(X)
@@ -854,3 +854,17 @@ def test_the_holiday_cache_stays_bounded_whatever_spans_clients_send() -> None:
     for first in range(1700, 2000):  # a serving client chooses the years its rows span
         features._holidays_between(first, 2007)
     assert features._holidays_between.cache_info().currsize <= 64
+
+
+def test_an_explicit_holiday_list_marks_exactly_those_days() -> None:
+    X = table("2007-04-08", 24 * 3)  # Easter Sunday 2007, Easter Monday, the Tuesday
+    listed = CalendarFeatures(holidays=("2007-04-10",)).fit(X).transform(X)
+    french = CalendarFeatures(holidays=True).fit(X).transform(X)
+    off = CalendarFeatures(holidays=False).fit(X).transform(X)
+    days = X["timestamp"].dt.day
+    assert listed.loc[listed["is_holiday"] == 1, "hour"].size == 24
+    assert (days[listed["is_holiday"] == 1] == 10).all()  # the listed Tuesday only
+    assert (days[french["is_holiday"] == 1] == 9).all()  # Easter Monday, a French holiday
+    assert "is_holiday" not in off
+    with pytest.raises(ValueError, match=r"holidays must be ISO dates"):
+        CalendarFeatures(holidays=("2007-13-01",)).fit(X)

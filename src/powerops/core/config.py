@@ -285,7 +285,9 @@ class ForecastConfig(_Strict):
     horizon: int = Field(default=24, ge=1)
     lags: tuple[int, ...] = Field(default=(24, 48, 168), min_length=1)
     windows: tuple[int, ...] = Field(default=(24, 168), min_length=1)
-    holidays: bool = True
+    # true: the French public holidays (built in); a list of dates: exactly those days; false
+    # or unset: no holiday feature.
+    holidays: bool | tuple[date, ...] = False
     # The day weeks start on: forecast blocks of whole days start on it (a 7-day block runs
     # from it) and so do the pinned test set's weeks. null: blocks are floored on the Unix
     # epoch as before (7-day blocks start on Thursdays) and test weeks start on Mondays.

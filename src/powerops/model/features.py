@@ -87,6 +87,14 @@ def _holidays_between(first_year: int, last_year: int) -> npt.NDArray[np.datetim
     return holidays
 
 
+@functools.lru_cache(maxsize=8)
+def _listed_days(days: tuple[str, ...]) -> npt.NDArray[np.datetime64]:
+    """An explicit holiday list (ISO dates), as a sorted read-only array."""
+    listed = np.unique(np.array(days, dtype="datetime64[D]"))
+    listed.flags.writeable = False
+    return listed
+
+
 @functools.cache
 def _period(frequency: str) -> pd.Timedelta:
     """The fixed length of one period; calendar frequencies (months, weeks) are rejected."""
@@ -216,7 +224,10 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """
 
     def __init__(
-        self, timestamp_column: str = "timestamp", holidays: bool = True, encoding: str = "ordinal"
+        self,
+        timestamp_column: str = "timestamp",
+        holidays: bool | tuple[str, ...] = True,
+        encoding: str = "ordinal",
     ) -> None:
         self.timestamp_column = timestamp_column
         self.holidays = holidays
@@ -245,7 +256,7 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         nanoseconds = _nanoseconds(columns, self.timestamp_column)
         if rows is not None:
             nanoseconds = nanoseconds[rows]
-        ordinal = _ordinal_calendar(nanoseconds, bool(self.holidays))
+        ordinal = _ordinal_calendar(nanoseconds, _holiday_setting(self.holidays))
         if self.encoding == "ordinal":
             return ordinal if self.holidays else np.ascontiguousarray(ordinal[:, :5])
         indicators = [
@@ -262,8 +273,7 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _columns(self) -> list[str]:
         _check_column_name(self.timestamp_column, "timestamp_column")
-        if not isinstance(self.holidays, bool | np.bool_):
-            raise ValueError(f"holidays must be True or False, got {self.holidays!r}")
+        _holiday_setting(self.holidays)
         if self.encoding not in CALENDAR_ENCODINGS:
             raise ValueError(
                 f"encoding must be one of {', '.join(CALENDAR_ENCODINGS)}, got {self.encoding!r}"
@@ -290,9 +300,29 @@ class HistoryReads:
     origin: npt.NDArray[np.int64]
 
 
-def _ordinal_calendar(nanoseconds: npt.NDArray[np.int64], holidays: bool) -> _FloatArray:
+def _holiday_setting(holidays: object) -> bool | tuple[str, ...]:
+    """`holidays` checked: True (the French public holidays), False (none), or a tuple of ISO
+    dates (exactly those days; an empty one is False)."""
+    if isinstance(holidays, bool | np.bool_):
+        return bool(holidays)
+    if isinstance(holidays, tuple | list) and all(isinstance(d, str) for d in holidays):
+        try:
+            _listed_days(tuple(holidays))
+        except ValueError as exc:
+            raise ValueError(f"holidays must be ISO dates (YYYY-MM-DD): {exc}") from None
+        return tuple(holidays)
+    raise ValueError(
+        f"holidays must be True (French public holidays), False or a tuple of ISO dates, got "
+        f"{holidays!r}"
+    )
+
+
+def _ordinal_calendar(
+    nanoseconds: npt.NDArray[np.int64], holidays: bool | tuple[str, ...]
+) -> _FloatArray:
     """Hour, weekday, month, day of year, weekend and holiday flags of naive timestamps (int64
-    nanoseconds since 1970), as an (n, 6) float64 array; the holiday flag is 0 unless asked."""
+    nanoseconds since 1970), as an (n, 6) float64 array; the holiday flag is 0 unless asked:
+    True marks the French public holidays, a tuple of ISO dates those days."""
     days = nanoseconds // _NS_PER_DAY  # floor: days since 1970-01-01, a Thursday
     dates = days.astype("datetime64[D]")
     features = np.zeros((len(days), 6), dtype=np.float64)
@@ -301,7 +331,9 @@ def _ordinal_calendar(nanoseconds: npt.NDArray[np.int64], holidays: bool) -> _Fl
     features[:, 2] = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
     features[:, 3] = (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
     features[:, 4] = features[:, 1] >= 5
-    if holidays and len(dates):
+    if isinstance(holidays, tuple) and holidays and len(dates):
+        features[:, 5] = np.isin(dates, _listed_days(holidays))
+    elif holidays is True and len(dates):
         years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
         days_off = _holidays_between(int(years.min()), int(years.max()))
         features[:, 5] = np.isin(dates, days_off)

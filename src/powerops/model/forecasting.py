@@ -41,7 +41,12 @@ def make_pipeline(params: Params) -> Pipeline:
 
     estimator = _estimator(params)
     forecast = params.forecast
-    calendar = CalendarFeatures(holidays=forecast.holidays, encoding=forecast.calendar)
+    holidays: bool | tuple[str, ...] = (
+        forecast.holidays  # a list of days is stored with the model as ISO dates
+        if isinstance(forecast.holidays, bool)
+        else tuple(day.isoformat() for day in forecast.holidays)
+    )
+    calendar = CalendarFeatures(holidays=holidays, encoding=forecast.calendar)
     features = FeatureUnion(
         [
             ("calendar", calendar),
