@@ -216,6 +216,8 @@ _ONEHOT_VALUES = {"hour": range(24), "dayofweek": range(7), "month": range(1, 13
 
 class CalendarFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Calendar features of each row's timestamp: hour, weekday, month, day of year, flags.
+    `holidays`: True flags the French public holidays, a tuple of ISO dates those days, False
+    leaves the holiday flag out.
 
     `encoding="ordinal"` gives each as one number (what trees split on); `"onehot"` gives one
     0/1 column per hour of the day, day of the week and month (what a linear model needs to
