@@ -163,8 +163,8 @@ def test_week_start_defaults_to_the_epoch_blocks_and_monday_test_weeks() -> None
             {},
             {"week_start": "monday", "horizon": 36},
             "forecast.week_start: monday can only anchor blocks of whole days, but "
-            "forecast.horizon 36 x table.frequency 1h is 1 days 12:00:00: use a block of whole "
-            "days or null",
+            "forecast.horizon 36 x table.frequency 1h is 36 hours: use a block of whole days "
+            "or null",
         ),
         (
             {"frequency": "1D"},

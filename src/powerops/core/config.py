@@ -583,15 +583,11 @@ class Params(_Strict):
 
     @model_validator(mode="after")
     def _week_start_fits_the_block(self) -> Params:
-        if self.forecast.week_start is None:
-            return self  # nothing to check, and no pandas import on the way
-        import pandas as pd
-
-        try:
-            period = pd.Timedelta(self.table.frequency)
-        except ValueError:
-            return self  # not a fixed-length frequency: the features say so when they run
-        block, day = period * self.forecast.horizon, pd.Timedelta(days=1)
+        # After _frequencies_and_target_fit, seconds is None only when that already failed.
+        seconds = frequency_seconds(self.table.frequency)
+        if self.forecast.week_start is None or seconds is None:
+            return self
+        block, day = seconds * self.forecast.horizon, _UNIT_SECONDS["D"]
         if block % day and day % block:
             raise _KeyProblems(
                 [
@@ -599,7 +595,8 @@ class Params(_Strict):
                         "forecast.week_start",
                         f"{self.forecast.week_start} can only anchor blocks of whole days, but "
                         f"forecast.horizon {self.forecast.horizon} x table.frequency "
-                        f"{self.table.frequency} is {block}: use a block of whole days or null",
+                        f"{self.table.frequency} is {block / 3600:g} hours: use a block of "
+                        "whole days or null",
                     )
                 ]
             )

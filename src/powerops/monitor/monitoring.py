@@ -323,6 +323,7 @@ def drift_section(params: Params, reference: Reference, scored: Scored) -> Drift
         )
         for s in scores
     ]
+    drifted = [r.column for r in rows if r.drifted]
     notes = (
         []
         if chosen
@@ -338,12 +339,12 @@ def drift_section(params: Params, reference: Reference, scored: Scored) -> Drift
         seasons=chosen or sorted(available),
         note="; ".join(notes) or None,
         columns=rows,
-        drifted=[r.column for r in rows if r.drifted],
+        drifted=drifted,
         feature_share=config.feature_share,
         distributions={
             s.column: _distribution(reference.profile.columns[s.column], chosen, columns[s.column])
             for s in scores
-            if (s.drifted and judged) or s.column in (TARGET, PREDICTION)
+            if s.column in drifted or s.column in (TARGET, PREDICTION)
         },
     )
 
