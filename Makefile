@@ -44,8 +44,8 @@ down: $(VENV)/.installed
 	$(BIN)/powerops down
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench dags scripts plugins
-	$(BIN)/ruff format --check src tests bench dags scripts plugins
+	$(BIN)/ruff check src tests bench dags scripts plugins examples
+	$(BIN)/ruff format --check src tests bench dags scripts plugins examples
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

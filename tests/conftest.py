@@ -150,20 +150,47 @@ def make_workspace(
     `source` replaces the data file, `start`..`through` the months, and `validation` is merged
     over the validation section of params.yaml.
     """
-    for name in WORKSPACE_FILES:
-        src = REPO / name
-        dest = root / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(src, dest)
+    copy_pipeline(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["source"]["path"] = str(source)
     params["ingest"] = {"start": start, "through": through}
     params["validation"].update(validation or {})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def copy_pipeline(root: Path, extra: tuple[str, ...] = ()) -> None:
+    """Copy WORKSPACE_FILES (and `extra` paths) of the repository into `root`, a new git repo."""
+    for name in (*WORKSPACE_FILES, *extra):
+        src = REPO / name
+        dest = root / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.csv")
+            shutil.copytree(src, dest, ignore=ignore)
+        else:
+            shutil.copy2(src, dest)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
+
+
+def merge_params(params: dict[str, Any], keys: dict[str, Any]) -> None:
+    """Merge `keys` over `params` as a user edits params.yaml: a mapping merges key by key,
+    anything else (a value, a list, an empty mapping) replaces."""
+    for key, value in keys.items():
+        if isinstance(value, dict) and value and isinstance(params.get(key), dict):
+            merge_params(params[key], value)
+        else:
+            params[key] = value
+
+
+def make_example_workspace(root: Path, example: str) -> Path:
+    """A workspace configured by `examples/<example>/params.yaml` alone, merged over the shipped
+    params.yaml, with the example's suites and its data file written by its export_csv.py."""
+    copy_pipeline(root, extra=(f"examples/{example}",))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    merge_params(params, yaml.safe_load((root / "examples" / example / "params.yaml").read_text()))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([sys.executable, f"examples/{example}/export_csv.py"], cwd=root)
     return root
 
 

@@ -75,6 +75,24 @@ def test_missing_file_and_missing_package(tmp_path: Path) -> None:
         parse_params(data, REPO).source_path()
 
 
+def test_an_unquoted_yaml_date_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """`dvc repro` fails on a date in params.yaml (its templating reads every value), so
+    powerops refuses the same file with the key and the quoted form, on every path."""
+    text = (
+        (REPO / "params.yaml")
+        .read_text()
+        .replace("  holidays: true", '  holidays: ["2014-01-01", 2014-12-25]')
+    )
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_params(tmp_path / "params.yaml")
+    assert "forecast.holidays.1: 2014-12-25 is a YAML date" in str(error.value)
+    assert 'quote it: "2014-12-25"' in str(error.value)
+    (tmp_path / "params.yaml").write_text(text.replace("2014-12-25]", '"2014-12-25"]'))
+    holidays = load_params(tmp_path / "params.yaml").forecast.holidays
+    assert holidays == (date(2014, 1, 1), date(2014, 12, 25))
+
+
 COLUMNS = (
     "Global_active_power, Global_reactive_power, Voltage, Global_intensity, "
     "Sub_metering_1, Sub_metering_2, Sub_metering_3"

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from powerops.core.config import kwh_per_value
+from powerops.core.config import energy_text, kwh_per_value, parse_params
 from powerops.data.table import TARGET
 from powerops.monitor import events
+from tests.conftest import REPO
 
 
 def live_days(frequency: str, periods: int, target_unit: str) -> dict[str, dict[str, float]]:
@@ -47,3 +48,21 @@ def test_a_day_s_energy_and_benefit_in_kwh(
     assert live["abs_error_kwh"] == pytest.approx(actual_kwh / 4)  # 0.5 of 2.0
     assert live["benefit_kwh"] == pytest.approx(actual_kwh / 4)  # naive errs by 1.0
     assert live["wape"] == pytest.approx(0.25)  # a ratio: the unit cancels
+
+
+@pytest.mark.parametrize(
+    ("kwh", "unit", "text"),
+    [
+        (-2498.4, "kWh", "-2,498.4 kWh"),
+        (-2498.4, "MWh", "-2.5 MWh"),  # a grid's error avoided reads in MWh or GWh
+        (3.2e6, "GWh", "3.2 GWh"),
+        (1.5, "Wh", "1,500.0 Wh"),
+    ],
+)
+def test_reports_show_energy_in_monitor_energy_unit(kwh: float, unit: str, text: str) -> None:
+    assert energy_text(kwh, unit) == text
+
+
+def test_monitor_energy_unit_is_checked_at_load() -> None:
+    with pytest.raises(ValueError, match="energy_unit"):
+        parse_params({"monitor": {"energy_unit": "GJ"}}, REPO)

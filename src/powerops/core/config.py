@@ -196,6 +196,16 @@ def kwh_per_value(target_unit: str, frequency: str) -> float:
     return scale * seconds / 3600
 
 
+def energy_in(kwh: float, unit: str) -> float:
+    """An energy in kWh expressed in `unit` (Wh, kWh, MWh or GWh: monitor.energy_unit)."""
+    return kwh / _KILO[unit.partition("W")[0]]
+
+
+def energy_text(kwh: float, unit: str) -> str:
+    """An energy in kWh shown in `unit`: `2.5 MWh`, `1,234.5 kWh`."""
+    return f"{energy_in(kwh, unit):,.1f} {unit}"
+
+
 def periods_text(count: int, frequency: str) -> str:
     """`count` periods of `frequency` in words: `30 days`, `720 hours`, `96 periods of 15min`."""
     names = {"1h": "hour", "h": "hour", "1D": "day", "D": "day", "1min": "minute"}
@@ -485,6 +495,7 @@ class MonitorConfig(_Strict):
     burn_rules: tuple[BurnRule, ...] = ()
     cost_per_kwh: float = Field(default=0.25, ge=0)  # energy in kWh via dataset.target_unit
     currency: str = "EUR"
+    energy_unit: Literal["Wh", "kWh", "MWh", "GWh"] = "kWh"  # the unit reports show energy in
 
 
 class ServeConfig(_Strict):
@@ -697,6 +708,17 @@ def _format_error(error: Mapping[str, Any]) -> str:
     return f"{key}: {message} (got {error.get('input')!r})"
 
 
+def _unquoted_dates(data: Any, key: str = "") -> list[tuple[str, date]]:
+    """Every value YAML read as a date or datetime (an unquoted 2014-01-01), with its key."""
+    if isinstance(data, Mapping):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return [(key, data)] if isinstance(data, date) else []
+    return [found for k, v in items for found in _unquoted_dates(v, f"{key}.{k}".lstrip("."))]
+
+
 def parse_params(data: Mapping[str, Any], root: Path, origin: str = DEFAULT_PARAMS_FILE) -> Params:
     """Validate a params mapping; raise `ConfigError` listing every bad key."""
     try:
@@ -717,6 +739,12 @@ def load_params(path: str | Path = DEFAULT_PARAMS_FILE) -> Params:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if dates := _unquoted_dates(data):
+        key, value = dates[0]
+        raise ConfigError(
+            f"{path}: {key}: {value} is a YAML date, which `dvc repro` cannot read from "
+            f'params.yaml; quote it: "{value}"'
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return parse_params(data, path.resolve().parent, origin=str(path))

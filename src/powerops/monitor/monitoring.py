@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from powerops.core.config import Params, kwh_per_value, periods_text
+from powerops.core.config import Params, energy_text, kwh_per_value, periods_text
 from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text
 from powerops.data.table import TARGET
@@ -370,6 +370,7 @@ def live_section(
         benefit_kwh=benefit,
         benefit_money=benefit * params.monitor.cost_per_kwh,
         currency=params.monitor.currency,
+        energy_unit=params.monitor.energy_unit,
     )
 
 
@@ -476,8 +477,8 @@ def summary_lines(report: MonitorReport) -> list[str]:
     if live.wape is not None and live.naive_wape is not None:
         lines.append(
             f"live WAPE {live.wape:.3f} vs seasonal naive {live.naive_wape:.3f} on "
-            f"{len(live.days)} days; benefit {live.benefit_kwh:.1f} kWh = "
-            f"{live.benefit_money:.2f} {live.currency}"
+            f"{len(live.days)} days; benefit {energy_text(live.benefit_kwh, live.energy_unit)} = "
+            f"{live.benefit_money:,.2f} {live.currency}"
         )
     else:
         lines.append("live error: no day after the champion's training data yet")

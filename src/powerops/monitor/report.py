@@ -8,7 +8,7 @@ import io
 from datetime import date
 from typing import Any
 
-from powerops.core.config import Params, periods_text
+from powerops.core.config import Params, energy_in, energy_text, periods_text
 from powerops.data.table import TARGET
 from powerops.model.reference import PREDICTION
 from powerops.monitor.result import MonitorReport
@@ -138,13 +138,15 @@ def _benefit(events: dict[str, Any], params: Params) -> str:
         return "<p class=muted>No benefit measured yet.</p>"
     fig, ax = _figure(7.5, 2.6)
     when = [date.fromisoformat(d) for d, _ in days]
-    total = np.cumsum([v["benefit_kwh"] for _, v in days])
+    unit = params.monitor.energy_unit
+    total = np.cumsum([energy_in(v["benefit_kwh"], unit) for _, v in days])
     ax.plot(when, total, color="#1b7f3b")
     ax.fill_between(when, total, alpha=0.15, color="#1b7f3b")
     cost = params.monitor.cost_per_kwh
-    ax.set_ylabel("kWh of error avoided")
+    money = sum(v["benefit_kwh"] for _, v in days) * cost
+    ax.set_ylabel(f"{unit} of error avoided")
     ax.set_title(
-        f"cumulative: {total[-1]:,.0f} kWh = {total[-1] * cost:,.2f} "
+        f"cumulative: {total[-1]:,.1f} {unit} = {money:,.2f} "
         f"{params.monitor.currency} at {cost} per kWh",
         fontsize=9,
     )
@@ -256,7 +258,8 @@ def _live_line(report: MonitorReport) -> str:
     return (
         f"live WAPE {live.wape:.3f} against seasonal naive {live.naive_wape:.3f} over "
         f"{len(live.days)} days after the champion's training data; error avoided "
-        f"{live.benefit_kwh:,.1f} kWh = {live.benefit_money:,.2f} {live.currency}"
+        f"{energy_text(live.benefit_kwh, live.energy_unit)} = {live.benefit_money:,.2f} "
+        f"{live.currency}"
     )
 
 

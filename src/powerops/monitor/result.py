@@ -121,6 +121,7 @@ class Live(_Part):
     benefit_kwh: float
     benefit_money: float
     currency: str
+    energy_unit: str = "kWh"  # monitor.energy_unit: how reports show the kWh above
 
 
 class BatchForecastScore(_Part):

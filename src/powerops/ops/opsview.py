@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from powerops.core.config import Params
+from powerops.core.config import Params, energy_text
 
 if TYPE_CHECKING:
     from powerops.monitor.result import MonitorReport
@@ -447,7 +447,8 @@ def _monitoring(data: dict[str, Any], params: Params) -> str:
     live = report.live
     benefit = (
         f"<p>Error avoided against the seasonal-naive forecast over {len(live.days)} "
-        f"days after the champion's training data: <b>{live.benefit_kwh:,.1f} kWh = "
+        f"days after the champion's training data: <b>"
+        f"{energy_text(live.benefit_kwh, live.energy_unit)} = "
         f"{live.benefit_money:,.2f} {_e(live.currency)}</b> (live WAPE "
         f"{_num(live.wape)} against {_num(live.naive_wape)}).</p>"
         if live.wape is not None
