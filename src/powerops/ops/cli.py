@@ -337,6 +337,22 @@ def cmd_data_status(params: Params, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suite_draft(params: Params, args: argparse.Namespace) -> int:
+    from powerops.data import suitedraft
+
+    draft = suitedraft.draft(params, margin=args.margin)
+    for path in suitedraft.write(draft, params, force=args.force):
+        checks = len(json.loads(path.read_text())["expectations"])
+        print(f"drafted {path} ({checks} expectations)")
+    print("what the file shows, for params.yaml:")
+    for line in draft.findings:
+        print(f"  {line}")
+    print("a draft of dataset.columns (add units and descriptions):")
+    print(draft.columns_yaml, end="")
+    print("review both suites (every range is this file's), then commit them")
+    return 0
+
+
 def cmd_catalog_list(params: Params, args: argparse.Namespace) -> int:
     _print_table(Catalog(params.catalog_dir).all())
     return 0
@@ -475,6 +491,25 @@ def _data_commands(commands: Any) -> None:
 
     _quarantine_commands(commands)
     _dataset_commands(commands)
+    suite = _group(
+        commands,
+        "suite",
+        "Great Expectations suites for a new meter",
+        "Draft a new meter's raw and table suites from its file, for review.",
+    )
+    draft = _add(
+        suite,
+        "draft",
+        cmd_suite_draft,
+        "write validation.raw_suite and table.suite drafted from the source file",
+    )
+    draft.add_argument(
+        "--margin",
+        type=float,
+        default=0.2,
+        help="widen each observed range by this share of its span (default: %(default)s)",
+    )
+    draft.add_argument("--force", action="store_true", help="replace suites that say otherwise")
 
 
 def _quarantine_commands(commands: Any) -> None:
