@@ -57,6 +57,26 @@ class SourceConfig(_Strict):
     columns: tuple[str, ...] = Field(min_length=1)
     frequency: str = "1min"
     na_values: tuple[str, ...] = ("?", "")
+    # The meter's local time zone (IANA, e.g. Europe/Paris) when its timestamps are wall-clock
+    # time that follows daylight saving; null: timestamps without daylight saving (docs/data.md).
+    timezone: str | None = None
+    # What a batch whose readings fall on a clock change gets: flag (a warning alert and a note
+    # in its verdict) or quarantine (the batch fails validation, naming the hour).
+    dst: Literal["flag", "quarantine"] = "flag"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {value!r}: an IANA name such as Europe/Paris"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceConfig:

@@ -204,6 +204,17 @@ def _record_verdict(
         summary=report.summary(),
     )
     save_verdict(params.validation_dir, verdict)
+    if report.notes:
+        alerts.emit(
+            alerts.Alert(
+                key=f"validation/{params.validation.raw_suite}/{month}/clock_change",
+                severity="warning",
+                source="validate",
+                summary=f"batch {month}: " + "; ".join(report.notes),
+                details=report.summary(),
+            ),
+            params,
+        )
     if not report.success:
         Quarantine(params.quarantine_dir).admit(month, path, raw_sha256, report)
         _batch_alert(

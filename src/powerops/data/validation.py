@@ -68,6 +68,7 @@ class ValidationReport:
     failures: list[Failure] = field(default_factory=list)
     validated_at: str = ""
     data_docs: str | None = None
+    notes: list[str] = field(default_factory=list)  # flagged, not failed (clock changes)
 
     def summary(self) -> dict[str, Any]:
         """The small record kept in the catalog and in validation and quarantine files."""
@@ -80,6 +81,7 @@ class ValidationReport:
             "data_docs": self.data_docs,
             "file_sha256": self.file_sha256,
             "failures": [str(failure) for failure in self.failures],
+            **({"notes": self.notes} if self.notes else {}),
         }
 
     def to_json(self) -> str:
@@ -317,7 +319,27 @@ def validate_frame(
     parameters = suite_parameters(params, month, now)
     derived = params.validation.derived_columns
     run, page = run_suite(frame, params, suite_name, parameters, str(month), now, derived)
-    return _report(run, page, suite_name, str(month), file_sha256, now)
+    report = _report(run, page, suite_name, str(month), file_sha256, now)
+    return _with_clock_changes(report, frame, params, month)
+
+
+def _with_clock_changes(
+    report: ValidationReport, frame: pd.DataFrame, params: Params, month: Month
+) -> ValidationReport:
+    """The batch's readings at its month's clock changes (`source.timezone`), as notes or, with
+    `source.dst: quarantine`, as failures."""
+    from powerops.data import dst
+
+    found = dst.findings(frame, params, month)
+    if params.source.dst == "flag":
+        report.notes += found
+        return report
+    rule = "no readings at a clock change (source.dst: quarantine)"
+    stamp = params.source.timestamp_column
+    report.failures += [Failure("local_time_clock_change", stamp, rule, text) for text in found]
+    report.evaluated += 1
+    report.success = report.success and not found
+    return report
 
 
 def _report(
