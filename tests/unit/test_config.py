@@ -231,6 +231,9 @@ def test_mlflow_names_follow_the_dataset_name_unless_set() -> None:
         ("table", "frequency", "W-SUN", "write a count and one of s, min, h or D"),
         ("table", "frequency", "90s", "table.frequency: 90s is not a whole number of source"),
         ("table", "target_column", "load", "table.target_column: 'load' is not among source"),
+        # The hourly defaults kept for a daily table: a 24-day horizon.
+        ("table", "frequency", "1D", "forecast.horizon: 24 periods of 1D reach 24 days ahead"),
+        ("forecast", "horizon", 169, "reads the same period a week earlier, so at most 168"),
     ],
 )
 def test_cross_field_checks_name_the_key_the_value_and_what_is_allowed(
@@ -246,6 +249,7 @@ def test_cross_field_checks_name_the_key_the_value_and_what_is_allowed(
 
 def test_fixed_frequencies_in_every_unit_load() -> None:
     data = shipped()
+    data["forecast"]["horizon"] = 1
     for frequency in ("15min", "1h", "3h", "1D", "7D", "D"):
         data["table"]["frequency"] = frequency
         assert parse_params(data, REPO).table.frequency == frequency

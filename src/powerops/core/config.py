@@ -598,6 +598,21 @@ class Params(_Strict):
     def _frequencies_and_target_fit(self) -> Params:
         if problems := _frequency_problems(self.source, self.table):
             raise _KeyProblems(problems)
+        period = frequency_seconds(self.table.frequency) or 0
+        span = self.forecast.horizon * period
+        if span > 7 * 86400:
+            most = 7 * 86400 // period
+            raise _KeyProblems(
+                [
+                    (
+                        "forecast.horizon",
+                        f"{self.forecast.horizon} periods of {self.table.frequency} reach "
+                        f"{span / 86400:g} days ahead; the seasonal-naive baseline every model "
+                        f"is gated against reads the same period a week earlier, so at most "
+                        f"{most} (were the hourly defaults kept for another table.frequency?)",
+                    )
+                ]
+            )
         return self
 
     @model_validator(mode="after")
