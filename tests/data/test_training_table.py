@@ -70,3 +70,15 @@ def test_table_faults_are_named(readings: pd.DataFrame, params: Params) -> None:
     assert "expect_column_min_to_be_between timestamp" in check(late, readings, params)
     watts = table.assign(load_kw=table["load_kw"] * 1000)
     assert "expect_column_values_to_be_between load_kw" in check(watts, readings, params)
+
+
+def test_exogenous_columns_are_averaged_per_period_under_their_own_names(
+    readings: pd.DataFrame,
+) -> None:
+    table = modelling_table(
+        readings, "date_time", "Global_active_power", "1h", "1min", ("Voltage", "Sub_metering_3")
+    )
+    assert tuple(table.columns) == (*TABLE_COLUMNS, "Voltage", "Sub_metering_3")
+    hour = readings.set_index("date_time").loc["2006-12-16 18:00":"2006-12-16 18:59"]
+    assert table["Voltage"].iloc[1] == pytest.approx(hour["Voltage"].mean())
+    assert table["Sub_metering_3"].iloc[1] == pytest.approx(hour["Sub_metering_3"].mean())

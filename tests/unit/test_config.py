@@ -231,6 +231,9 @@ def test_mlflow_names_follow_the_dataset_name_unless_set() -> None:
         ("table", "frequency", "W-SUN", "write a count and one of s, min, h or D"),
         ("table", "frequency", "90s", "table.frequency: 90s is not a whole number of source"),
         ("table", "target_column", "load", "table.target_column: 'load' is not among source"),
+        ("table", "known", ["Global_active_power"], "table.known: 'Global_active_power' is the"),
+        ("table", "observed", ["Temperature"], "table.observed: 'Temperature' is not among source"),
+        ("table", "known", ["Voltage", "Voltage"], "table.known: 'Voltage' is listed twice"),
         # The hourly defaults kept for a daily table: a 24-day horizon.
         ("table", "frequency", "1D", "forecast.horizon: 24 periods of 1D reach 24 days ahead"),
         ("forecast", "horizon", 169, "reads the same period a week earlier, so at most 168"),

@@ -8,6 +8,7 @@ features that drift, skew and the prediction log compare stay the raw ones.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def test_new_keys_at_their_default_keep_the_configuration_fingerprint() -> None:
 
     params = parse_params(shipped(), REPO)
     before = {
-        "table": params.table.model_dump(mode="json"),
+        "table": params.table.model_dump(mode="json", exclude={"known", "observed"}),
         "forecast": params.forecast.model_dump(mode="json", exclude={"calendar", "week_start"}),
         "test_set": params.test_set.model_dump(mode="json", exclude={"embargo"}),
         "train": params.train.model_dump(
@@ -253,3 +254,50 @@ def test_new_keys_at_their_default_keep_the_configuration_fingerprint() -> None:
     )
     hashes = {config_hash(p) for p in (params, onehot, imputed, blanked)}
     assert len(hashes) == 4
+
+
+def test_known_and_observed_columns_train_evaluate_and_serve_what_the_pipeline_predicts() -> None:
+    """table.known and table.observed reach the model, the pinned test set, the monitoring
+    reference and the service's input schema; the service predicts what the pipeline does."""
+    data = shipped()
+    data["source"]["columns"] += ["workday", "temperature"]
+    data["table"] |= {"known": ["workday"], "observed": ["temperature"]}
+    params = parse_params(data, REPO)
+    frame = hourly_frame()
+    frame["workday"] = (frame["timestamp"].dt.day_of_week < 5).astype("float64")
+    frame["temperature"] = np.random.default_rng(4).normal(15.0, 5.0, len(frame))
+    rows = frame["timestamp"] < TEST_WEEK
+    with threadpool_limits(limits=1):
+        pipeline = forecasting.fit(forecasting.make_pipeline(params), frame, rows)
+        scores = forecasting.evaluate(pipeline, pinned_weeks(frame), params)
+        document, detector = reference.build(params, pipeline, frame, rows)
+    assert scores.rows == 7 * 24 and scores.model["wape"] < 0.1
+    names = list(features_of(pipeline).get_feature_names_out())
+    assert "exogenous__workday__now" in names and "exogenous__temperature__lag_24" in names
+    served = serving.served_model(
+        params, "1", pipeline, reference.Reference.from_bytes(document, detector)
+    )
+    assert sorted(served.reference.input_schema) == [
+        "coverage",
+        "load_kw",
+        "temperature",
+        "timestamp",
+        "workday",
+    ]
+    request = request_frame(frame, forecast_days=1)
+    request.loc[request["load_kw"].isna(), "temperature"] = np.nan  # not measured yet
+    forecast = np.flatnonzero(request["load_kw"].isna().to_numpy())
+    with threadpool_limits(limits=1):
+        np.testing.assert_allclose(
+            served_predictions(served, request, forecast),
+            pipeline.predict(request)[forecast],
+            rtol=1e-12,
+            atol=1e-12,
+        )
+    # The JSON a client sends names every column; one without the known column is refused.
+    body = request.assign(timestamp=request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    rows_json = body.replace({np.nan: None}).to_dict(orient="records")
+    served.body.model_validate_json(json.dumps({"rows": rows_json}))
+    without = [{k: v for k, v in row.items() if k != "workday"} for row in rows_json]
+    with pytest.raises(ValueError, match=r"rows\.0\.workday"):
+        served.body.model_validate_json(json.dumps({"rows": without}))

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from powerops.model.features import (
     NO_READ,
     CalendarFeatures,
+    ExogenousFeatures,
     OriginLagFeatures,
     forecast_origin,
     french_holidays,
@@ -868,3 +869,75 @@ def test_an_explicit_holiday_list_marks_exactly_those_days() -> None:
     assert "is_holiday" not in off
     with pytest.raises(ValueError, match=r"holidays must be ISO dates"):
         CalendarFeatures(holidays=("2007-13-01",)).fit(X)
+
+
+def exogenous(frame: pd.DataFrame, **params: Any) -> pd.DataFrame:
+    features = ExogenousFeatures(known=("workday",), observed=("temperature",), **params)
+    return features.fit(frame).transform(frame)
+
+
+def weather_table(periods: int = 24 * 14) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    frame = table("2014-03-03", periods)
+    frame["load_kw"] = rng.gamma(2.0, 0.5, periods)
+    frame["workday"] = (frame["timestamp"].dt.dayofweek < 5).astype("float64")
+    frame["temperature"] = rng.normal(15.0, 5.0, periods)
+    return frame
+
+
+def test_known_columns_are_read_at_the_row_and_observed_ones_as_the_target_is() -> None:
+    frame = weather_table()
+    features = exogenous(frame)
+    assert list(features.columns) == [
+        "workday__now",
+        "temperature__lag_24",
+        "temperature__lag_48",
+        "temperature__lag_168",
+        "temperature__last_value",
+        "temperature__rolling_mean_24",
+        "temperature__rolling_max_24",
+        "temperature__rolling_mean_168",
+        "temperature__rolling_max_168",
+    ]
+    np.testing.assert_array_equal(features["workday__now"], frame["workday"])
+    # The observed column's history is the target's, by the same transformer.
+    as_target = frame.drop(columns="load_kw").rename(columns={"temperature": "load_kw"})
+    expected = lags(as_target).drop(columns="step")
+    np.testing.assert_array_equal(features.iloc[:, 1:].to_numpy(), expected.to_numpy())
+
+
+def test_observed_values_at_or_after_the_origin_never_change_a_rows_features() -> None:
+    """The leakage test for exogenous columns: an observed value from the origin on never
+    reaches a row's features; a known value reaches only its own row."""
+    rng = np.random.default_rng(5)
+    frame = weather_table()
+    baseline = exogenous(frame)
+    origins = forecast_origin(frame["timestamp"], "1h", 24, None)
+    for origin in origins.unique()[1:]:
+        after = frame["timestamp"] >= origin
+        changed = frame.copy()
+        changed.loc[after, "temperature"] = rng.normal(40.0, 20.0, after.sum())
+        changed.loc[after & (rng.random(len(frame)) < 0.3), "temperature"] = np.nan
+        rows = origins == origin
+        pd.testing.assert_frame_equal(exogenous(changed)[rows], baseline[rows])
+    one = frame.copy()
+    one.loc[100, "workday"] = 7.0
+    after_change = exogenous(one)
+    same = (after_change == baseline) | (after_change.isna() & baseline.isna())
+    moved = ~same.all(axis=1)
+    assert moved[moved].index.tolist() == [100]
+
+
+def test_exogenous_arrays_of_some_rows_are_those_rows_of_the_frame() -> None:
+    """The service computes features from arrays for the rows it forecasts only."""
+    frame = weather_table()
+    transformer = ExogenousFeatures(known=("workday",), observed=("temperature",)).fit(frame)
+    columns = {name: frame[name].to_numpy() for name in frame.columns}
+    rows = np.arange(len(frame) - 24, len(frame))
+    np.testing.assert_array_equal(
+        transformer.transform_arrays(columns, rows), transformer.transform(frame).iloc[rows]
+    )
+    with pytest.raises(ValueError, match="at least one known or observed column"):
+        ExogenousFeatures().fit(frame)
+    with pytest.raises(ValueError, match="X has no column 'workday'"):
+        transformer.transform_arrays({"timestamp": columns["timestamp"]})

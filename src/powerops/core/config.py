@@ -270,6 +270,23 @@ def _frequency_problems(source: SourceConfig, table: TableConfig) -> list[tuple[
                 f"({', '.join(source.columns)})",
             )
         )
+    return problems + _exogenous_problems(source, table)
+
+
+def _exogenous_problems(source: SourceConfig, table: TableConfig) -> list[tuple[str, str]]:
+    """table.known and table.observed: other source columns, each in one list, at most once."""
+    problems: list[tuple[str, str]] = []
+    for key, names in (("table.known", table.known), ("table.observed", table.observed)):
+        for name in names:
+            if name == table.target_column:
+                problem = "is the target: its history enters as lags already"
+            elif name not in source.columns:
+                problem = f"is not among source.columns ({', '.join(source.columns)})"
+            elif names.count(name) > 1 or (key == "table.observed" and name in table.known):
+                problem = "is listed twice: a column is either known in advance or observed"
+            else:
+                continue
+            problems.append((key, f"{name!r} {problem}"))
     return problems
 
 
@@ -303,6 +320,12 @@ class TableConfig(_Strict):
     target_column: str = "Global_active_power"
     frequency: str = "1h"
     suite: str = "training_table"
+    # Other source columns the model reads, averaged per period into the table under their own
+    # names. known: known in advance for the periods forecast (a working-day flag, a weather
+    # forecast the user supplies), read at the row's own period. observed: known only once
+    # measured (a measured temperature), read lagged and masked at the origin like the target.
+    known: tuple[str, ...] = ()
+    observed: tuple[str, ...] = ()
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

@@ -23,7 +23,7 @@ from powerops.core.errors import PowerOpsError
 from powerops.core.faults import crash_point
 from powerops.core.storage import atomic_write_text
 from powerops.data.source import read_source
-from powerops.data.table import TARGET, table_for
+from powerops.data.table import TARGET, exogenous_columns, table_for
 from powerops.data.validation import with_derived_columns
 
 if TYPE_CHECKING:
@@ -159,7 +159,8 @@ def table_suite(table: pd.DataFrame, params: Params, margin: float) -> dict[str,
     low, high = _bounds(table[TARGET].dropna(), margin)
     expectations = [
         _expect(
-            "table_columns_to_match_ordered_list", column_list=["timestamp", TARGET, "coverage"]
+            "table_columns_to_match_ordered_list",
+            column_list=["timestamp", TARGET, "coverage", *exogenous_columns(params)],
         ),
         _expect("table_row_count_to_equal", value=_param("expected_rows")),
         _expect("column_values_to_be_of_type", column="timestamp", type_="datetime64"),
@@ -201,18 +202,15 @@ def table_suite(table: pd.DataFrame, params: Params, margin: float) -> dict[str,
         ),
         _expect("column_unique_value_count_to_be_between", column=TARGET, min_value=2),
     ]
-    return {
-        "name": params.table.suite,
-        "meta": {
-            "notes": (
-                f"Drafted by `powerops suite draft`: {TARGET} is the {params.table.frequency} "
-                f"mean of `{params.table.target_column}` ({params.dataset.target_unit}); its "
-                f"range is this file's, widened by {margin:.0%}. Suite parameters expected_rows, "
-                "first_period and last_period are supplied by powerops."
-            )
-        },
-        "expectations": expectations,
-    }
+    for name in exogenous_columns(params):  # table.known and table.observed
+        expectations += _column_expectations(table, name, margin)
+    notes = (
+        f"Drafted by `powerops suite draft`: {TARGET} is the {params.table.frequency} mean of "
+        f"`{params.table.target_column}` ({params.dataset.target_unit}); its range is this "
+        f"file's, widened by {margin:.0%}. Suite parameters expected_rows, first_period and "
+        "last_period are supplied by powerops."
+    )
+    return {"name": params.table.suite, "meta": {"notes": notes}, "expectations": expectations}
 
 
 def _findings(frame: pd.DataFrame, params: Params) -> list[str]:

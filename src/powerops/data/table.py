@@ -1,7 +1,8 @@
 """The modelling table: accepted minute readings aggregated to one row per period.
 
 One row per period on a regular grid (hourly by default): the mean of the target column over
-the period and the share of the period's readings that were present. Checked by the
+the period, the share of the period's readings that were present, and the mean of each
+exogenous column (`table.known`, `table.observed`) under its own name. Checked by the
 `training_table` suite before anything trains on it.
 """
 
@@ -25,12 +26,14 @@ def modelling_table(
     target_column: str,
     frequency: str,
     reading_frequency: str,
+    exogenous: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Aggregate readings to `frequency`: period start, mean target, coverage in [0, 1]."""
+    """Aggregate readings to `frequency`: period start, mean target, coverage in [0, 1], then
+    the mean of each `exogenous` column under its own name."""
     import pandas as pd
 
-    series = readings.set_index(timestamp_column)[target_column].sort_index()
-    resampled = series.resample(frequency, label="left", closed="left")
+    indexed = readings.set_index(timestamp_column).sort_index()
+    resampled = indexed[target_column].resample(frequency, label="left", closed="left")
     per_period = pd.Timedelta(frequency) / pd.Timedelta(reading_frequency)
     table = pd.DataFrame(
         {
@@ -38,6 +41,10 @@ def modelling_table(
             "coverage": resampled.count() / per_period,
         }
     )
+    for name in exogenous:
+        table[name] = (
+            indexed[name].astype("float64").resample(frequency, label="left", closed="left").mean()
+        )
     table.index = table.index.astype("datetime64[us]")
     return table.rename_axis("timestamp").reset_index()
 
@@ -51,4 +58,10 @@ def table_for(params: Params, readings: pd.DataFrame) -> pd.DataFrame:
         params.table.target_column,
         params.table.frequency,
         params.source.frequency,
+        exogenous_columns(params),
     )
+
+
+def exogenous_columns(params: Params) -> tuple[str, ...]:
+    """The other columns the modelling table carries: table.known, then table.observed."""
+    return (*params.table.known, *params.table.observed)

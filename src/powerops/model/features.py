@@ -56,6 +56,7 @@ from powerops.data.table import TARGET
 __all__ = [
     "NO_READ",
     "CalendarFeatures",
+    "ExogenousFeatures",
     "HistoryReads",
     "OriginLagFeatures",
     "forecast_origin",
@@ -534,6 +535,89 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             windows=_check_periods(self.windows, "windows"),
             anchor=_anchor(self.frequency, horizon, self.week_start),
         )
+
+
+class ExogenousFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """The table's other columns: each `known` one (known in advance: a working-day flag, a
+    supplied weather forecast) at the row's own period; each `observed` one (known once
+    measured) as the target's history is, by OriginLagFeatures itself: lags masked at the
+    origin, the last value before it, rolling mean and max. A known value missing at a row to
+    forecast is a missing feature."""
+
+    def __init__(
+        self,
+        timestamp_column: str = "timestamp",
+        known: Sequence[str] = (),
+        observed: Sequence[str] = (),
+        frequency: str = "1h",
+        horizon: int = 24,
+        lags: Sequence[int] = (24, 48, 168),
+        windows: Sequence[int] = (24, 168),
+        week_start: str | None = None,
+    ) -> None:
+        self.timestamp_column = timestamp_column
+        self.known = known
+        self.observed = observed
+        self.frequency = frequency
+        self.horizon = horizon
+        self.lags = lags
+        self.windows = windows
+        self.week_start = week_start
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
+        """Validate the parameters; nothing is learnt from the data (X is the history)."""
+        self.parts_ = [
+            OriginLagFeatures(
+                self.timestamp_column,
+                _check_column_name(name, "observed"),
+                self.frequency,
+                self.horizon,
+                self.lags,
+                self.windows,
+                self.week_start,
+            ).fit(X)
+            for name in self.observed
+        ]
+        if not (self.known or self.observed):
+            raise ValueError("ExogenousFeatures needs at least one known or observed column")
+        for name in self.known:
+            _check_column_name(name, "known")
+        self.fitted_ = True
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One float64 row of features per row of X, with X's index and order."""
+        check_is_fitted(self)
+        _timestamps(X, self.timestamp_column)
+        names = [self.timestamp_column, *self.known, *self.observed]
+        features = self.transform_arrays(_columns_of(X, names))
+        return pd.DataFrame(features, index=X.index, columns=self._names())
+
+    def transform_arrays(
+        self, columns: Mapping[str, np.ndarray], rows: npt.NDArray[np.intp] | None = None
+    ) -> _FloatArray:
+        """The features of NumPy columns as an (n, features) float64 array; of the `rows`
+        positions only when given, every row being history (as OriginLagFeatures)."""
+        check_is_fitted(self)
+        blocks = []
+        for name in self.known:
+            if name not in columns:
+                raise ValueError(f"X has no column {name!r} (columns: {list(columns)})")
+            values = np.asarray(columns[name], dtype=np.float64)
+            blocks.append((values if rows is None else values[rows])[:, None])
+        # Each observed column's history features, without the step the target's already has.
+        blocks += [part.transform_arrays(columns, rows)[:, 1:] for part in self.parts_]
+        return np.hstack(blocks)
+
+    def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
+        check_is_fitted(self)
+        return np.asarray(self._names(), dtype=object)
+
+    def _names(self) -> list[str]:
+        names = [f"{name}__now" for name in self.known]
+        for part in self.parts_:
+            names += [f"{part.target_column}__{c}" for c in part._config().columns[1:]]
+        return names
 
 
 def _take(values: _FloatArray, positions: npt.NDArray[np.int64]) -> _FloatArray:

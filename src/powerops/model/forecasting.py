@@ -37,7 +37,7 @@ def make_pipeline(params: Params) -> Pipeline:
     estimator: steps `features`, [`impute`, [`scale`]], `model`."""
     from sklearn.pipeline import FeatureUnion, Pipeline
 
-    from powerops.model.features import CalendarFeatures, OriginLagFeatures
+    from powerops.model.features import CalendarFeatures, ExogenousFeatures, OriginLagFeatures
 
     estimator = _estimator(params)
     forecast = params.forecast
@@ -46,22 +46,21 @@ def make_pipeline(params: Params) -> Pipeline:
         if isinstance(forecast.holidays, bool)
         else tuple(day.isoformat() for day in forecast.holidays)
     )
-    calendar = CalendarFeatures(holidays=holidays, encoding=forecast.calendar)
-    features = FeatureUnion(
-        [
-            ("calendar", calendar),
-            (
-                "history",
-                OriginLagFeatures(
-                    frequency=params.table.frequency,
-                    horizon=forecast.horizon,
-                    lags=forecast.lags,
-                    windows=forecast.windows,
-                    week_start=forecast.week_start,
-                ),
-            ),
-        ]
-    ).set_output(transform="pandas")
+    history: dict[str, Any] = {
+        "frequency": params.table.frequency,
+        "horizon": forecast.horizon,
+        "lags": forecast.lags,
+        "windows": forecast.windows,
+        "week_start": forecast.week_start,
+    }
+    steps: list[tuple[str, Any]] = [
+        ("calendar", CalendarFeatures(holidays=holidays, encoding=forecast.calendar)),
+        ("history", OriginLagFeatures(**history)),
+    ]
+    if params.table.known or params.table.observed:
+        other = ExogenousFeatures(known=params.table.known, observed=params.table.observed)
+        steps.append(("exogenous", other.set_params(**history)))
+    features = FeatureUnion(steps).set_output(transform="pandas")
     return Pipeline([(FEATURES_STEP, features), *_preprocess_steps(params), ("model", estimator)])
 
 

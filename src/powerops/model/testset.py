@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from powerops.core.config import WEEKDAYS, Params
 from powerops.core.errors import PowerOpsError
 from powerops.core.storage import atomic_write_text, parquet_bytes, sha256_bytes, sha256_file
+from powerops.data.table import exogenous_columns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,7 +215,14 @@ def load(params: Params) -> tuple[pd.DataFrame, TestSetManifest]:
             f"week_start makes weeks start on {params.forecast.test_week_start}: replace it "
             "deliberately (`powerops testset replace --reason ...`)"
         )
-    return pd.read_parquet(data_path), manifest
+    frame = pd.read_parquet(data_path)
+    if missing := [name for name in exogenous_columns(params) if name not in frame.columns]:
+        raise TestSetError(
+            f"the pinned test set has no column {', '.join(missing)} (table.known, "
+            "table.observed: added after it was pinned): replace it deliberately "
+            "(`powerops testset replace --reason ...`)"
+        )
+    return frame, manifest
 
 
 def training_view(

@@ -36,7 +36,7 @@ from powerops.core.storage import (
 from powerops.data import dvcstore
 from powerops.data.catalog import Catalog, DatasetRecord, VersionRecord
 from powerops.data.datasets import batch_files, content_hash, manifest
-from powerops.data.table import TARGET, table_for
+from powerops.data.table import TARGET, exogenous_columns, table_for
 from powerops.model import (
     features,
     forecasting,
@@ -84,6 +84,7 @@ _ADDED_KEYS: dict[str, dict[str, Any]] = {
     "forecast": {"calendar": "ordinal", "week_start": None},
     "train": {"preprocess": "none", "candidates": [], "cv_folds": 3, "cv_fold_days": 28},
     "test_set": {"embargo": "rows"},
+    "table": {"known": [], "observed": []},
 }
 
 
@@ -325,7 +326,8 @@ def input_example(
 
     first_origin = pd.Timestamp(manifest.weeks[0])
     block = pd.Timedelta(params.table.frequency) * params.forecast.horizon
-    rows = test_frame[test_frame["timestamp"] < first_origin + block][["timestamp", TARGET]]
+    columns = ["timestamp", TARGET, *exogenous_columns(params)]
+    rows = test_frame[test_frame["timestamp"] < first_origin + block][columns]
     return rows.tail(params.forecast.lookback + params.forecast.horizon).reset_index(drop=True)
 
 

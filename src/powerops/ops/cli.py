@@ -19,6 +19,7 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from powerops.core.config import DEFAULT_PARAMS_FILE, Params, load_params
@@ -189,7 +190,7 @@ def cmd_score(params: Params, args: argparse.Namespace) -> int:
     from powerops.serve import scoring
 
     day = parse_day(args.date) if args.date else day_after_latest(params)
-    result = scoring.score(params, day)
+    result = scoring.score(params, day, args.known)
     state = "wrote" if result.written else "already had"
     print(f"{state} the forecast of {result.day} by model v{result.model_version}: {result.path}")
     return 0
@@ -660,15 +661,23 @@ def _serve_and_monitor_commands(commands: Any) -> None:
     serve.add_argument(
         "--workers", type=int, help="worker processes (default: serve.workers, 2; >= 1)"
     )
-    _add(
+    score = _add(
         commands,
         "score",
         cmd_score,
         "forecast a day's hours with the champion into data/forecasts/ and the prediction log",
-    ).add_argument(
+    )
+    score.add_argument(
         "--date",
         metavar="YYYY-MM-DD",
         help="the day to forecast (default, and at most: the day after the latest data)",
+    )
+    score.add_argument(
+        "--known",
+        type=Path,
+        metavar="FILE",
+        help="CSV or Parquet with timestamp and the table.known columns for the periods "
+        "forecast (default: the source file, when it holds them)",
     )
     _add(
         commands,
