@@ -294,6 +294,13 @@ def test_known_and_observed_columns_train_evaluate_and_serve_what_the_pipeline_p
             rtol=1e-12,
             atol=1e-12,
         )
+    columns = {name: request[name].to_numpy() for name in served.reference.input_schema}
+    assert not [
+        w for w in serving.input_warnings(params, served, columns, forecast)[0] if "null" in w
+    ]
+    columns["workday"] = np.where(np.isnan(columns["load_kw"]), np.nan, columns["workday"])
+    warned = serving.input_warnings(params, served, columns, forecast)[0]
+    assert any("workday: null in 24 of the 24 rows forecast; it is known" in w for w in warned)
     # The JSON a client sends names every column; one without the known column is refused.
     body = request.assign(timestamp=request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
     rows_json = body.replace({np.nan: None}).to_dict(orient="records")

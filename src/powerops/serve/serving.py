@@ -654,8 +654,9 @@ def input_warnings(
     params: Params, served: Served, columns: dict[str, np.ndarray], forecast: np.ndarray
 ) -> tuple[list[str], int]:
     """What a client should know about an answer it got: history missing before the first
-    forecast (the lags read nothing there), and loads no meter reads (below 0, or over twice
-    the most the model saw in training). The warnings, and how many rows were implausible."""
+    forecast (the lags read nothing there), a known-in-advance column left null where it
+    forecasts, and loads no meter reads (below 0, or over twice the most the model saw in
+    training). The warnings, and how many rows were implausible."""
     import pandas as pd
 
     from powerops.model.forecasting import history_periods
@@ -671,6 +672,13 @@ def input_warnings(
             f"history: {given} of the {need} periods before the first forecast are given; "
             "the features that read the missing ones are empty, and the forecast less accurate"
         )
+    for transformer in served.transformers:  # ExogenousFeatures: the model's table.known
+        for name in getattr(transformer, "known", ()):
+            if missing := int(np.isnan(columns[name][forecast]).sum()):
+                warnings.append(
+                    f"{name}: null in {missing} of the {len(forecast)} rows forecast; it is "
+                    "known in advance (table.known) and those forecasts read nothing for it"
+                )
     profile = served.reference.profile.columns.get(TARGET)
     ceiling = 2 * profile.edges[-1] if profile else np.inf
     known = loads[~np.isnan(loads)]
