@@ -73,6 +73,9 @@ def test_ranges_widen_by_the_margin_and_stay_non_negative() -> None:
     assert suitedraft._bounds(pd.Series([2.0, 12.0]), 0.2) == (0.0, 14.0)
     assert suitedraft._bounds(pd.Series([-5.0, 5.0]), 0.1) == (-6.0, 6.0)
     assert suitedraft._bounds(pd.Series([230.0, 230.0]), 0.2) == (184.0, 276.0)
+    # Four significant digits, rounded outwards: never narrower than the file.
+    assert suitedraft._bounds(pd.Series([1.23456, 9.345004]), 0.0) == (1.234, 9.346)
+    assert suitedraft._bounds(pd.Series([-0.012345, 1234567.0]), 0.0) == (-0.01235, 1235000.0)
 
 
 def test_a_reviewed_suite_is_never_overwritten_unless_forced(drafted: Path) -> None:

@@ -15,6 +15,7 @@ A draft is a starting point: every range is what this file shows, not what the m
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,12 +71,18 @@ def _bounds(values: pd.Series, margin: float) -> tuple[float, float]:
     lower = low - pad
     if low >= 0:
         lower = max(0.0, lower)
-    return _round(lower), _round(high + pad)
+    return _round(lower, up=False), _round(high + pad, up=True)
 
 
-def _round(value: float) -> float:
-    """A bound a reviewer reads easily: four significant digits."""
-    return float(f"{value:.4g}")
+def _round(value: float, up: bool) -> float:
+    """A bound a reviewer reads easily, four significant digits, rounded outwards so that it
+    never excludes a value the file shows."""
+    if value == 0 or not math.isfinite(value):
+        return float(value)
+    decimals = 3 - math.floor(math.log10(abs(value)))
+    scale = 10.0**decimals
+    rounded = (math.ceil if up else math.floor)(value * scale) / scale
+    return round(rounded, max(decimals, 0))
 
 
 def _column_expectations(frame: pd.DataFrame, column: str, margin: float) -> list[dict[str, Any]]:
