@@ -273,7 +273,7 @@ def test_known_and_observed_columns_train_evaluate_and_serve_what_the_pipeline_p
         document, detector = reference.build(params, pipeline, frame, rows)
     assert scores.rows == 7 * 24 and scores.model["wape"] < 0.1
     names = list(features_of(pipeline).get_feature_names_out())
-    assert "exogenous__workday__now" in names and "exogenous__temperature__lag_24" in names
+    assert "known__workday" in names and "observed_temperature__lag_24" in names
     served = serving.served_model(
         params, "1", pipeline, reference.Reference.from_bytes(document, detector)
     )

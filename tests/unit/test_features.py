@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from powerops.model.features import (
     NO_READ,
     CalendarFeatures,
-    ExogenousFeatures,
+    KnownFeatures,
     OriginLagFeatures,
     forecast_origin,
     french_holidays,
@@ -871,9 +871,21 @@ def test_an_explicit_holiday_list_marks_exactly_those_days() -> None:
         CalendarFeatures(holidays=("2007-13-01",)).fit(X)
 
 
-def exogenous(frame: pd.DataFrame, **params: Any) -> pd.DataFrame:
-    features = ExogenousFeatures(known=("workday",), observed=("temperature",), **params)
-    return features.fit(frame).transform(frame)
+def exogenous(frame: pd.DataFrame) -> pd.DataFrame:
+    """The features `make_pipeline` adds for table.known [workday] and table.observed
+    [temperature], through the FeatureUnion it builds."""
+    import yaml
+
+    from powerops.core.config import parse_params
+    from powerops.model.forecasting import features_of, make_pipeline
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    data["source"]["columns"] += ["workday", "temperature"]
+    data["table"] |= {"known": ["workday"], "observed": ["temperature"]}
+    union = features_of(make_pipeline(parse_params(data, REPO)))
+    features = union.fit(frame).transform(frame)
+    return features[[c for c in features.columns if c.startswith(("known__", "observed_"))]]
 
 
 def weather_table(periods: int = 24 * 14) -> pd.DataFrame:
@@ -888,22 +900,23 @@ def weather_table(periods: int = 24 * 14) -> pd.DataFrame:
 def test_known_columns_are_read_at_the_row_and_observed_ones_as_the_target_is() -> None:
     frame = weather_table()
     features = exogenous(frame)
-    assert list(features.columns) == [
-        "workday__now",
-        "temperature__lag_24",
-        "temperature__lag_48",
-        "temperature__lag_168",
-        "temperature__last_value",
-        "temperature__rolling_mean_24",
-        "temperature__rolling_max_24",
-        "temperature__rolling_mean_168",
-        "temperature__rolling_max_168",
+    history = [
+        "lag_24",
+        "lag_48",
+        "lag_168",
+        "last_value",
+        "rolling_mean_24",
+        "rolling_max_24",
+        "rolling_mean_168",
+        "rolling_max_168",
     ]
-    np.testing.assert_array_equal(features["workday__now"], frame["workday"])
+    observed = [f"observed_temperature__{name}" for name in history]
+    assert list(features.columns) == ["known__workday", *observed]
+    np.testing.assert_array_equal(features["known__workday"], frame["workday"])
     # The observed column's history is the target's, by the same transformer.
     as_target = frame.drop(columns="load_kw").rename(columns={"temperature": "load_kw"})
     expected = lags(as_target).drop(columns="step")
-    np.testing.assert_array_equal(features.iloc[:, 1:].to_numpy(), expected.to_numpy())
+    np.testing.assert_array_equal(features[observed].to_numpy(), expected.to_numpy())
 
 
 def test_observed_values_at_or_after_the_origin_never_change_a_rows_features() -> None:
@@ -928,16 +941,19 @@ def test_observed_values_at_or_after_the_origin_never_change_a_rows_features() -
     assert moved[moved].index.tolist() == [100]
 
 
-def test_exogenous_arrays_of_some_rows_are_those_rows_of_the_frame() -> None:
+def test_known_and_stepless_arrays_of_some_rows_are_those_rows_of_the_frame() -> None:
     """The service computes features from arrays for the rows it forecasts only."""
     frame = weather_table()
-    transformer = ExogenousFeatures(known=("workday",), observed=("temperature",)).fit(frame)
     columns = {name: frame[name].to_numpy() for name in frame.columns}
     rows = np.arange(len(frame) - 24, len(frame))
-    np.testing.assert_array_equal(
-        transformer.transform_arrays(columns, rows), transformer.transform(frame).iloc[rows]
-    )
-    with pytest.raises(ValueError, match="at least one known or observed column"):
-        ExogenousFeatures().fit(frame)
+    for transformer in (
+        KnownFeatures(known=("workday",)).fit(frame),
+        OriginLagFeatures(target_column="temperature", step=False).fit(frame),
+    ):
+        np.testing.assert_array_equal(
+            transformer.transform_arrays(columns, rows), transformer.transform(frame).iloc[rows]
+        )
+    with pytest.raises(ValueError, match="known must be a non-empty list"):
+        KnownFeatures().fit(frame)
     with pytest.raises(ValueError, match="X has no column 'workday'"):
-        transformer.transform_arrays({"timestamp": columns["timestamp"]})
+        KnownFeatures(known=("workday",)).fit(frame).transform_arrays({})

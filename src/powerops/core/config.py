@@ -284,6 +284,8 @@ def _exogenous_problems(source: SourceConfig, table: TableConfig) -> list[tuple[
                 problem = f"is not among source.columns ({', '.join(source.columns)})"
             elif names.count(name) > 1 or (key == "table.observed" and name in table.known):
                 problem = "is listed twice: a column is either known in advance or observed"
+            elif "__" in name:
+                problem = "holds `__`, which scikit-learn keeps for its own names: rename it"
             else:
                 continue
             problems.append((key, f"{name!r} {problem}"))

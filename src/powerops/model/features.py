@@ -56,8 +56,8 @@ from powerops.data.table import TARGET
 __all__ = [
     "NO_READ",
     "CalendarFeatures",
-    "ExogenousFeatures",
     "HistoryReads",
+    "KnownFeatures",
     "OriginLagFeatures",
     "forecast_origin",
     "french_holidays",
@@ -374,6 +374,7 @@ class _LagConfig:
     lags: tuple[int, ...]
     windows: tuple[int, ...]
     anchor: int  # nanoseconds since 1970 of one block start (forecast_origin)
+    step: bool = True  # the step column comes first (False: another column's history only)
 
     def origins(self, nanoseconds: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """The forecast origin of each time (int64 nanoseconds), as forecast_origin floors."""
@@ -384,7 +385,8 @@ class _LagConfig:
     @property
     def columns(self) -> list[str]:
         windowed = [f"rolling_{stat}_{w}" for w in self.windows for stat in ("mean", "max")]
-        return ["step", *(f"lag_{k}" for k in self.lags), "last_value", *windowed]
+        history = [*(f"lag_{k}" for k in self.lags), "last_value", *windowed]
+        return ["step", *history] if self.step else history
 
 
 def _check_periods(values: object, parameter: str) -> tuple[int, ...]:
@@ -417,6 +419,7 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         lags: Sequence[int] = (24, 48, 168),
         windows: Sequence[int] = (24, 168),
         week_start: str | None = None,
+        step: bool = True,
     ) -> None:
         self.timestamp_column = timestamp_column
         self.target_column = target_column
@@ -425,10 +428,12 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.lags = lags
         self.windows = windows
         self.week_start = week_start
+        self.step = step
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # A model pickled before `week_start` existed floored its blocks on the epoch.
-        super().__setstate__({"week_start": None, **state})
+        # A model pickled before `week_start` existed floored its blocks on the epoch; one
+        # pickled before `step` existed had the step column.
+        super().__setstate__({"week_start": None, "step": True, **state})
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
         """Validate the parameters; nothing is learnt from the data (X is the history)."""
@@ -478,7 +483,8 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         origin_position = (origins - start) // period
         step = position - origin_position + 1
         before_origin = origin_position - 1
-        features = np.empty((len(position), len(config.columns)), dtype=np.float64)
+        width = 2 + len(config.lags) + 2 * len(config.windows)
+        features = np.empty((len(position), width), dtype=np.float64)
         features[:, 0] = step
         for column, lag in enumerate(config.lags, start=1):
             values = _take(grid, position - lag)
@@ -495,7 +501,7 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             features[:, column + 1] = mean[window_of_row]
             features[:, column + 2] = largest[window_of_row]
             column += 2
-        return features
+        return features if config.step else np.ascontiguousarray(features[:, 1:])
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
         """The output column names; they depend only on the parameters, not on the input."""
@@ -534,90 +540,52 @@ class OriginLagFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             lags=_check_periods(self.lags, "lags"),
             windows=_check_periods(self.windows, "windows"),
             anchor=_anchor(self.frequency, horizon, self.week_start),
+            step=bool(self.step),
         )
 
 
-class ExogenousFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
-    """The table's other columns: each `known` one (known in advance: a working-day flag, a
-    supplied weather forecast) at the row's own period; each `observed` one (known once
-    measured) as the target's history is, by OriginLagFeatures itself: lags masked at the
-    origin, the last value before it, rolling mean and max. A known value missing at a row to
-    forecast is a missing feature."""
+class KnownFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Columns known in advance for the periods forecast (a working-day flag, a supplied
+    weather forecast), read at each row's own period; a value missing at a row to forecast is
+    a missing feature. A column known only once measured goes through OriginLagFeatures with
+    `step=False` instead: masked at the origin like the target."""
 
-    def __init__(
-        self,
-        timestamp_column: str = "timestamp",
-        known: Sequence[str] = (),
-        observed: Sequence[str] = (),
-        frequency: str = "1h",
-        horizon: int = 24,
-        lags: Sequence[int] = (24, 48, 168),
-        windows: Sequence[int] = (24, 168),
-        week_start: str | None = None,
-    ) -> None:
-        self.timestamp_column = timestamp_column
+    def __init__(self, known: Sequence[str] = ()) -> None:
         self.known = known
-        self.observed = observed
-        self.frequency = frequency
-        self.horizon = horizon
-        self.lags = lags
-        self.windows = windows
-        self.week_start = week_start
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
-        """Validate the parameters; nothing is learnt from the data (X is the history)."""
-        self.parts_ = [
-            OriginLagFeatures(
-                self.timestamp_column,
-                _check_column_name(name, "observed"),
-                self.frequency,
-                self.horizon,
-                self.lags,
-                self.windows,
-                self.week_start,
-            ).fit(X)
-            for name in self.observed
-        ]
-        if not (self.known or self.observed):
-            raise ValueError("ExogenousFeatures needs at least one known or observed column")
-        for name in self.known:
-            _check_column_name(name, "known")
+        """Validate the parameters; nothing is learnt from the data."""
+        self._names()
         self.fitted_ = True
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """One float64 row of features per row of X, with X's index and order."""
+        """The known columns of X as float64, with X's index and order."""
         check_is_fitted(self)
-        _timestamps(X, self.timestamp_column)
-        names = [self.timestamp_column, *self.known, *self.observed]
-        features = self.transform_arrays(_columns_of(X, names))
+        features = self.transform_arrays(_columns_of(X, self._names()))
         return pd.DataFrame(features, index=X.index, columns=self._names())
 
     def transform_arrays(
         self, columns: Mapping[str, np.ndarray], rows: npt.NDArray[np.intp] | None = None
     ) -> _FloatArray:
-        """The features of NumPy columns as an (n, features) float64 array; of the `rows`
-        positions only when given, every row being history (as OriginLagFeatures)."""
+        """The known columns as an (n, known) float64 array; of the `rows` positions only
+        when given."""
         check_is_fitted(self)
         blocks = []
-        for name in self.known:
+        for name in self._names():
             if name not in columns:
                 raise ValueError(f"X has no column {name!r} (columns: {list(columns)})")
             values = np.asarray(columns[name], dtype=np.float64)
-            blocks.append((values if rows is None else values[rows])[:, None])
-        # Each observed column's history features, without the step the target's already has.
-        blocks += [part.transform_arrays(columns, rows)[:, 1:] for part in self.parts_]
-        return np.hstack(blocks)
+            blocks.append(values if rows is None else values[rows])
+        return np.column_stack(blocks)
 
     def get_feature_names_out(self, input_features: Any = None) -> npt.NDArray[np.object_]:
-        check_is_fitted(self)
         return np.asarray(self._names(), dtype=object)
 
     def _names(self) -> list[str]:
-        names = [f"{name}__now" for name in self.known]
-        for part in self.parts_:
-            names += [f"{part.target_column}__{c}" for c in part._config().columns[1:]]
-        return names
+        if isinstance(self.known, str) or not self.known:
+            raise ValueError(f"known must be a non-empty list of column names, got {self.known!r}")
+        return [_check_column_name(name, "known") for name in self.known]
 
 
 def _take(values: _FloatArray, positions: npt.NDArray[np.int64]) -> _FloatArray:

@@ -37,7 +37,7 @@ def make_pipeline(params: Params) -> Pipeline:
     estimator: steps `features`, [`impute`, [`scale`]], `model`."""
     from sklearn.pipeline import FeatureUnion, Pipeline
 
-    from powerops.model.features import CalendarFeatures, ExogenousFeatures, OriginLagFeatures
+    from powerops.model.features import CalendarFeatures, KnownFeatures, OriginLagFeatures
 
     estimator = _estimator(params)
     forecast = params.forecast
@@ -57,9 +57,13 @@ def make_pipeline(params: Params) -> Pipeline:
         ("calendar", CalendarFeatures(holidays=holidays, encoding=forecast.calendar)),
         ("history", OriginLagFeatures(**history)),
     ]
-    if params.table.known or params.table.observed:
-        other = ExogenousFeatures(known=params.table.known, observed=params.table.observed)
-        steps.append(("exogenous", other.set_params(**history)))
+    if params.table.known:
+        steps.append(("known", KnownFeatures(known=params.table.known)))
+    # A measured column's history, exactly as the target's (without a second step column).
+    steps += [
+        (f"observed_{name}", OriginLagFeatures(target_column=name, step=False, **history))
+        for name in params.table.observed
+    ]
     features = FeatureUnion(steps).set_output(transform="pandas")
     return Pipeline([(FEATURES_STEP, features), *_preprocess_steps(params), ("model", estimator)])
 

@@ -342,9 +342,9 @@ def cmd_suite_draft(params: Params, args: argparse.Namespace) -> int:
     from powerops.data import suitedraft
 
     draft = suitedraft.draft(params, margin=args.margin)
-    for path in suitedraft.write(draft, params, force=args.force):
-        checks = len(json.loads(path.read_text())["expectations"])
-        print(f"drafted {path} ({checks} expectations)")
+    written = suitedraft.write(draft, params, force=args.force)
+    for path, suite in zip(written, (draft.raw, draft.table), strict=True):
+        print(f"drafted {path} ({len(suite['expectations'])} expectations)")
     print("what the file shows, for params.yaml:")
     for line in draft.findings:
         print(f"  {line}")

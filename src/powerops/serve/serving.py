@@ -672,7 +672,7 @@ def input_warnings(
             f"history: {given} of the {need} periods before the first forecast are given; "
             "the features that read the missing ones are empty, and the forecast less accurate"
         )
-    for transformer in served.transformers:  # ExogenousFeatures: the model's table.known
+    for transformer in served.transformers:  # KnownFeatures: the model's table.known
         for name in getattr(transformer, "known", ()):
             if missing := int(np.isnan(columns[name][forecast]).sum()):
                 warnings.append(
